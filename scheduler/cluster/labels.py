@@ -1,0 +1,77 @@
+"""The Kubernetes contract of DESIGN section 5: every label, annotation and taint key we manage.
+
+The prefix is configurable (the chart sets it); everything derives from one `Keys` value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scheduler import DOMAIN
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = DOMAIN
+
+    def _k(self, name: str) -> str:
+        return f"{self.prefix}/{name}"
+
+    # node
+    @property
+    def consortium(self) -> str:
+        return self._k("consortium")
+
+    @property
+    def node_state(self) -> str:
+        return self._k("node-state")
+
+    @property
+    def drain_started(self) -> str:
+        return self._k("drain-started")
+
+    @property
+    def drain_deadline(self) -> str:
+        return self._k("drain-deadline")
+
+    @property
+    def drain_reason(self) -> str:
+        return self._k("drain-reason")
+
+    @property
+    def telemetry(self) -> str:
+        return self._k("telemetry")
+
+    @property
+    def draining_taint(self) -> str:
+        return self._k("draining")
+
+    # namespace
+    @property
+    def stage(self) -> str:
+        return self._k("stage")
+
+    @property
+    def status(self) -> str:
+        return self._k("status")
+
+    @property
+    def quota_gpus(self) -> str:
+        return self._k("quota-gpus")
+
+    @property
+    def allocated_gpus(self) -> str:
+        return self._k("allocated-gpus")
+
+    def quota_model(self, model: str) -> str:
+        return self._k(f"quota-{model.lower()}")
+
+    @property
+    def allocation(self) -> str:
+        return self._k("allocation")
+
+
+KEYS = Keys()
+RESOURCE_QUOTA_NAME = "gpu-scheduler"

@@ -1,0 +1,88 @@
+"""What planning needs to know about a cluster, and nothing more: a small, immutable model.
+
+The planner works on a Snapshot, never on live API objects, so `plan`, `simulate`, the daemon
+and the tests all run the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Mapping
+
+EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    labels: Mapping[str, str] = EMPTY
+    allocatable_gpus: int = 0
+    ready: bool = True
+    unschedulable: bool = False
+    owner: str | None = None            # consortium label
+    state: str | None = None            # node-state label
+    drain_started: datetime | None = None
+    drain_deadline: datetime | None = None
+    taints: tuple[Taint, ...] = ()
+    annotations: Mapping[str, str] = EMPTY  # only the ones under our prefix
+    healthy_gpus: int | None = None     # from fresh agent telemetry; None = no fresh telemetry
+    utilization: float | None = None    # 0..1, from agent telemetry
+
+    @property
+    def gpus(self) -> int:
+        """Healthy GPUs: allocatable, lowered (never raised) by fresh telemetry."""
+        if self.healthy_gpus is None:
+            return self.allocatable_gpus
+        return max(0, min(self.allocatable_gpus, self.healthy_gpus))
+
+    @property
+    def draining(self) -> bool:
+        return self.drain_deadline is not None or self.state == "draining"
+
+    def with_(self, **changes) -> "Node":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: Mapping[str, str] = EMPTY
+    annotations: Mapping[str, str] = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class GpuPod:
+    """A pod that asks for GPUs and has not finished (Succeeded/Failed pods free their GPUs)."""
+
+    namespace: str
+    name: str
+    node: str
+    gpus: int
+    phase: str = "Running"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    nodes: tuple[Node, ...] = ()
+    namespaces: Mapping[str, Namespace] = field(default_factory=dict)
+    quotas: Mapping[str, str] = field(default_factory=dict)  # namespace -> hard requests.nvidia.com/gpu of our ResourceQuota
+    pods: tuple[GpuPod, ...] = ()
+
+    def pods_by_node(self) -> dict[str, list[GpuPod]]:
+        out: dict[str, list[GpuPod]] = {}
+        for pod in self.pods:
+            if pod.node:
+                out.setdefault(pod.node, []).append(pod)
+        return out
+
+    def replace(self, **changes) -> "Snapshot":
+        return replace(self, **changes)

@@ -1,0 +1,150 @@
+"""Read every policy file under a folder, validate each document, merge and cross-check.
+
+All problems are collected and reported together as `file:line: field.path: message`; a policy
+with any problem never takes effect (the caller keeps the last good one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from scheduler.policy.crosscheck import crosscheck
+from scheduler.policy.errors import PolicyError, PolicyIssue
+from scheduler.policy.models import API_VERSION, KINDS, Program, Stage
+from scheduler.policy.policy import Policy
+from scheduler.policy.types import DEFAULT_TIMEZONE
+from scheduler.policy.yamlmarks import Document, dotted, load_documents
+
+SUFFIXES = (".yaml", ".yml")
+
+
+def policy_files(path: str | os.PathLike[str]) -> list[Path]:
+    """Every *.yaml / *.yml under `path`, sorted; hidden entries are skipped, which also skips
+    the `..data` / `..2026_…` folders of a mounted ConfigMap (their files appear once, by name)."""
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise PolicyError([PolicyIssue(str(root), 0, "", "no such policy file or folder")])
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(SUFFIXES) and not f.startswith(".")]
+    return sorted(found)
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Load, validate and merge the policy under `path`; raise PolicyError with every issue."""
+    files = policy_files(path)
+    if not files:
+        raise PolicyError([PolicyIssue(str(path), 0, "", "no *.yaml or *.yml policy files found")])
+    texts = {}
+    for f in files:
+        try:
+            texts[str(f)] = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise PolicyError([PolicyIssue(str(f), 0, "", f"cannot read: {err}")]) from None
+    return load_policy_texts(texts)
+
+
+def load_policy_texts(texts: dict[str, str]) -> Policy:
+    """Same as load_policy, from {file name: YAML text} (what tests and the daemon's reload use)."""
+    issues: list[PolicyIssue] = []
+    docs: list[Document] = []
+    for file, text in sorted(texts.items()):
+        found, problems = load_documents(text, file)
+        issues += [PolicyIssue(file, line, fld, msg) for line, fld, msg in problems]
+        docs += found
+
+    programs: list[tuple[Document, Any]] = []
+    stages: list[tuple[Document, Any]] = []
+    for doc in docs:
+        if doc.data is None:
+            continue
+        if not isinstance(doc.data, dict):
+            issues.append(PolicyIssue(doc.file, doc.line, "", "a policy document is a mapping with apiVersion, kind, metadata and spec"))
+            continue
+        kind = doc.data.get("kind")
+        if kind not in KINDS:
+            issues.append(PolicyIssue(doc.file, doc.line_of(("kind",)), "kind",
+                                      f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}"))
+            continue
+        if doc.data.get("apiVersion") != API_VERSION:
+            issues.append(PolicyIssue(doc.file, doc.line_of(("apiVersion",)), "apiVersion",
+                                      f"expected {API_VERSION!r}, got {doc.data.get('apiVersion')!r}"))
+            continue
+        (programs if kind == "Program" else stages).append((doc, doc.data))
+
+    if not programs:
+        first = sorted(texts)[0] if texts else "<policy>"
+        issues.append(PolicyIssue(first, 1, "", "no Program document: the policy needs exactly one kind: Program"))
+    for doc, _ in programs[1:]:
+        issues.append(PolicyIssue(doc.file, doc.line, "kind",
+                                  f"a second Program document (the first is in {programs[0][0].file}:{programs[0][0].line})"))
+
+    program: Program | None = None
+    zone = DEFAULT_TIMEZONE
+    if programs:
+        doc, data = programs[0]
+        program = _validate(Program, doc, data, {"timezone": zone}, issues)
+        if program is not None:
+            zone = ZoneInfo(program.spec.timezone)
+            # naive dates inside the Program itself are in its own timezone: validate again with it
+            program = Program.model_validate(data, context={"timezone": zone})
+
+    parsed_stages: list[tuple[Document, Stage]] = []
+    for doc, data in stages:
+        stage = _validate(Stage, doc, data, {"timezone": zone}, issues)
+        if stage is not None:
+            parsed_stages.append((doc, stage))
+
+    if program is not None:
+        issues += crosscheck(program, programs[0][0], parsed_stages)
+    if issues:
+        raise PolicyError(issues)
+    assert program is not None
+    digest = hashlib.sha256()
+    for file, text in sorted(texts.items()):
+        digest.update(Path(file).name.encode() + b"\0" + text.encode() + b"\0")
+    ordered = tuple(stage for _, stage in sorted(parsed_stages, key=lambda ds: ds[1].spec.start))
+    return Policy(program=program, stages=ordered, sha256=digest.hexdigest(), files=tuple(sorted(texts)))
+
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown field (check the spelling; unknown keys are errors, not ignored)",
+    "missing": "required field is missing",
+}
+
+
+def _validate(model: type, doc: Document, data: Any, context: dict, issues: list[PolicyIssue]):
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as err:
+        for e in err.errors(include_url=False):
+            loc = tuple(e["loc"])
+            key = e["type"] == "extra_forbidden"
+            message = _FRIENDLY.get(e["type"]) or e["msg"]
+            if e["type"] == "string_pattern_mismatch" and "a-z0-9" in str(e.get("ctx", {}).get("pattern", "")):
+                message = (f"{e['input']!r} is not a DNS-1123 label: use lower-case letters, digits and '-', "
+                           "starting and ending with a letter or digit")
+            elif e["type"] == "string_too_long":
+                message = f"{e['input']!r} is longer than 63 characters"
+            elif e["type"] in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+                message = f"{e['input']!r} is out of range: {e['msg'][0].lower()}{e['msg'][1:]}"
+            elif e["type"] in ("value_error", "assertion_error"):
+                message = e["msg"].removeprefix("Value error, ")
+            elif e["type"] == "literal_error" and loc and loc[-1] == "kind":
+                message = e["msg"]
+            if e["type"] == "missing":
+                message = f"required field {loc[-1]!r} is missing"
+                line = doc.line_of(loc[:-1])
+            else:
+                line = doc.line_of(loc, key=key)
+            issues.append(PolicyIssue(doc.file, line, dotted(loc), message))
+        return None

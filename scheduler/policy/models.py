@@ -1,0 +1,167 @@
+"""Pydantic models of the policy documents, exactly as DESIGN section 3 writes them.
+
+Strict: unknown keys are errors (a typo must never be silently ignored). Cross-document checks
+(unknown names, overlapping stages, impossible quotas) live in `crosscheck.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, PositiveInt, WithJsonSchema, model_validator
+
+from scheduler.policy.types import Duration, Instant, Name, TimeZoneName
+
+API_VERSION = "gpu-scheduler.sovereign-ai.kr/v1"
+UNITS = "units"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Metadata(_Strict):
+    name: Name
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class WindDownMode(str, Enum):
+    hold = "hold"
+    step = "step"
+    linear = "linear"
+
+
+class WindDown(_Strict):
+    """How an eliminated consortium hands its GPUs back."""
+
+    gracePeriod: Duration = Field(default=timedelta(days=14), description="time during which the team keeps part of its quota")
+    mode: WindDownMode = Field(default=WindDownMode.step, description="hold: whole quota; step: keepPercent of it; linear: shrinking to 0")
+    keepPercent: Annotated[float, Field(ge=0, le=100)] = Field(default=25, description="share of the quota kept during the grace period (mode step)")
+    drainTimeout: Duration = Field(default=timedelta(hours=2), description="how long a node's GPU pods may run after it starts draining")
+
+
+class WindDownOverride(_Strict):
+    """A stage's override: only the fields it names replace the programme's defaults."""
+
+    gracePeriod: Duration | None = None
+    mode: WindDownMode | None = None
+    keepPercent: Annotated[float, Field(ge=0, le=100)] | None = None
+    drainTimeout: Duration | None = None
+
+    def over(self, base: WindDown) -> WindDown:
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class GpuModel(_Strict):
+    units: PositiveInt = Field(description="equivalence units of one GPU of this model (1 B200 = 2 H100)")
+
+
+class PoolSize(_Strict):
+    """Planning hint (extension): the size a pool is built to. Sizes the built-in simulated
+    cluster and lets validation reject a quota bigger than every pool of its model together."""
+
+    nodes: PositiveInt
+    gpusPerNode: PositiveInt = 8
+
+
+class Pool(_Strict):
+    name: Name
+    gpuModel: str
+    nodeSelector: dict[str, str] = Field(min_length=1)
+    availableFrom: Instant | None = None
+    availableUntil: Instant | None = Field(default=None, description="lease end: nodes are drained before this instant")
+    topologyKey: str | None = None
+    size: PoolSize | None = None
+
+    def available(self, at: datetime) -> bool:
+        return (self.availableFrom is None or self.availableFrom <= at) and (
+            self.availableUntil is None or at < self.availableUntil
+        )
+
+
+class Consortium(_Strict):
+    name: Name
+    displayName: str | None = None
+    namespaces: list[Name] = Field(default_factory=list)
+
+
+class ProgramSpec(_Strict):
+    timezone: TimeZoneName = "Asia/Seoul"
+    gpuModels: dict[str, GpuModel] = Field(min_length=1)
+    pools: list[Pool] = Field(default_factory=list)
+    consortia: list[Consortium] = Field(default_factory=list)
+    windDown: WindDown = Field(default_factory=WindDown)
+
+
+class Program(_Strict):
+    apiVersion: Literal["gpu-scheduler.sovereign-ai.kr/v1"]
+    kind: Literal["Program"]
+    metadata: Metadata
+    spec: ProgramSpec
+
+
+class Eligibility(_Strict):
+    consortium: Name
+    from_: Instant | None = Field(default=None, alias="from", description="eligible from this instant (mid-stage additions)")
+
+
+Quota = dict[str, NonNegativeInt]
+
+
+def _read_eligible(value: Any) -> Any:
+    """`pending` becomes None; a bare name becomes {consortium: name} (one shape to validate)."""
+    if value == "pending":
+        return None
+    if value is None:
+        raise ValueError("list the eligible consortia, or write the word `pending` while the round is undecided")
+    if isinstance(value, list):
+        return [{"consortium": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+_ELIGIBLE_SCHEMA = {
+    "description": "the consortia funded in this stage, or `pending` while the round is undecided",
+    "anyOf": [
+        {"const": "pending"},
+        {"type": "array", "items": {"anyOf": [
+            {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+            {"type": "object", "properties": {"consortium": {"type": "string"}, "from": {"type": "string"}},
+             "required": ["consortium"], "additionalProperties": False},
+        ]}},
+    ],
+}
+
+
+class StageSpec(_Strict):
+    start: Instant
+    eligible: Annotated[Optional[list[Eligibility]], BeforeValidator(_read_eligible), WithJsonSchema(_ELIGIBLE_SCHEMA)]
+    quotas: dict[str, Quota] = Field(default_factory=dict, description="GPUs per model, or `units` (any model, by equivalence)")
+    windDown: WindDownOverride | None = None
+
+    @model_validator(mode="after")
+    def _units_or_models(self) -> "StageSpec":
+        for name, quota in self.quotas.items():
+            if UNITS in quota and len(quota) > 1:
+                raise ValueError(f"quotas.{name}: give either `units` or GPUs per model, not both")
+        return self
+
+    @property
+    def pending(self) -> bool:
+        """The round is undecided: the last decided stage stays in force."""
+        return self.eligible is None
+
+    def eligibility(self) -> list[Eligibility]:
+        return list(self.eligible or [])
+
+
+class Stage(_Strict):
+    apiVersion: Literal["gpu-scheduler.sovereign-ai.kr/v1"]
+    kind: Literal["Stage"]
+    metadata: Metadata
+    spec: StageSpec
+
+
+KINDS: dict[str, type[BaseModel]] = {"Program": Program, "Stage": Stage}

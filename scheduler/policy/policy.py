@@ -1,0 +1,64 @@
+"""The merged, validated policy: one Program and its Stages, with the lookups planning needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from scheduler.policy.models import Consortium, Pool, Program, Stage, WindDown
+
+
+@dataclass(frozen=True)
+class Policy:
+    program: Program
+    stages: tuple[Stage, ...]  # sorted by start
+    sha256: str = ""
+    files: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.program.metadata.name
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.program.spec.timezone)
+
+    @property
+    def consortia(self) -> list[Consortium]:
+        return self.program.spec.consortia
+
+    @property
+    def pools(self) -> list[Pool]:
+        return self.program.spec.pools
+
+    @property
+    def wind_down(self) -> WindDown:
+        return self.program.spec.windDown
+
+    def units(self, model: str) -> int:
+        return self.program.spec.gpuModels[model].units
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(self.program.spec.gpuModels)
+
+    def consortium(self, name: str) -> Consortium | None:
+        return next((c for c in self.consortia if c.name == name), None)
+
+    def stage_wind_down(self, stage: Stage) -> WindDown:
+        """The wind-down rules for eliminations at `stage`'s start (its override, else the default)."""
+        if stage.spec.windDown is None:
+            return self.wind_down
+        return stage.spec.windDown.over(self.wind_down)
+
+    def stage_started(self, at: datetime) -> Stage | None:
+        """Latest stage with start <= at, decided or not."""
+        current = None
+        for stage in self.stages:
+            if stage.spec.start <= at:
+                current = stage
+        return current
+
+    def decided_stages(self) -> list[Stage]:
+        return [s for s in self.stages if not s.spec.pending]

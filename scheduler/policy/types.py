@@ -1,0 +1,105 @@
+"""Scalar types of the policy language: durations, instants, DNS-1123 names.
+
+Naive dates and datetimes are read in the programme's timezone, which the loader passes in the
+pydantic validation context (`{"timezone": ZoneInfo(...)}`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BeforeValidator, PlainSerializer, StringConstraints, ValidationInfo, WithJsonSchema
+
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DEFAULT_TIMEZONE = ZoneInfo("Asia/Seoul")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`30s`, `15m`, `2h`, `14d`, `2w`, or combinations such as `1d12h`."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("a duration is a string such as 30s, 15m, 2h or 14d")
+    text = str(value).strip()
+    match = _DURATION.match(text)
+    if not text or not match or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration: use a number and a unit, e.g. 30s, 15m, 2h, 14d")
+    weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            out += f"{n}{unit}"
+    return out
+
+
+def _zone(info: ValidationInfo | None) -> ZoneInfo:
+    ctx = info.context if info is not None and info.context else {}
+    return ctx.get("timezone") or DEFAULT_TIMEZONE
+
+
+def parse_instant(value: Any, info: ValidationInfo | None = None) -> datetime:
+    """A date or datetime; naive ones are in the programme's timezone. Always aware."""
+    zone = _zone(info)
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time())
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                parsed = datetime.combine(date.fromisoformat(text), time())
+            else:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as err:
+            raise ValueError(f"{text!r} is not a valid date or datetime ({err})") from None
+    else:
+        raise ValueError("expected a date (2026-01-15) or a datetime (2026-01-15T00:00:00+09:00)")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed
+
+
+def _check_zone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except Exception:
+        raise ValueError(f"{value!r} is not an IANA timezone such as Asia/Seoul") from None
+    return str(value)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "15m", "2h", "14d"]}),
+]
+
+Instant = Annotated[
+    datetime,
+    BeforeValidator(parse_instant),
+    PlainSerializer(lambda v: v.isoformat(), return_type=str),
+    WithJsonSchema(
+        {"type": "string", "description": "date or datetime; naive values are in the programme's timezone",
+         "examples": ["2026-01-15", "2026-01-15T00:00:00+09:00"]}
+    ),
+]
+
+Name = Annotated[str, StringConstraints(pattern=DNS1123_LABEL, max_length=63)]
+
+TimeZoneName = Annotated[str, BeforeValidator(_check_zone), WithJsonSchema({"type": "string", "examples": ["Asia/Seoul"]})]
+
+UTC = timezone.utc
