@@ -17,34 +17,34 @@ from scheduler.cluster.labels import GPU_RESOURCE, KEYS, RESOURCE_QUOTA_NAME, Ke
 from scheduler.cluster.snapshot import GpuPod, Namespace, Node, Snapshot, Taint
 
 
-class _Meta(msgspec.Struct):
+class _Meta(msgspec.Struct, frozen=True):
     name: str = ""
     namespace: str = ""
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
 
 
-class _Condition(msgspec.Struct):
+class _Condition(msgspec.Struct, frozen=True):
     type: str = ""
     status: str = ""
 
 
-class _Taint(msgspec.Struct):
+class _Taint(msgspec.Struct, frozen=True):
     key: str = ""
     value: str = ""
     effect: str = ""
 
 
-class _Resources(msgspec.Struct):
+class _Resources(msgspec.Struct, frozen=True):
     requests: dict[str, str | int | float] = {}
     limits: dict[str, str | int | float] = {}
 
 
-class _Container(msgspec.Struct):
+class _Container(msgspec.Struct, frozen=True):
     resources: _Resources = _Resources()
 
 
-class _Spec(msgspec.Struct):
+class _Spec(msgspec.Struct, frozen=True):
     unschedulable: bool = False
     taints: list[_Taint] = []
     nodeName: str = ""
@@ -53,20 +53,20 @@ class _Spec(msgspec.Struct):
     hard: dict[str, str | int | float] = {}
 
 
-class _Status(msgspec.Struct):
+class _Status(msgspec.Struct, frozen=True):
     allocatable: dict[str, str | int | float] = {}
     conditions: list[_Condition] = []
     phase: str = ""
 
 
-class _Item(msgspec.Struct):
+class _Item(msgspec.Struct, frozen=True):
     kind: str = ""
     metadata: _Meta = _Meta()
     spec: _Spec = _Spec()
     status: _Status = _Status()
 
 
-class _List(msgspec.Struct):
+class _List(msgspec.Struct, frozen=True):
     kind: str = ""
     items: list[_Item] = []
 

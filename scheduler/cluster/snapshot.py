@@ -24,7 +24,7 @@ class Taint:
 @dataclass(frozen=True, slots=True)
 class Node:
     name: str
-    labels: Mapping[str, str] = EMPTY
+    labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     allocatable_gpus: int = 0
     ready: bool = True
     unschedulable: bool = False
@@ -33,7 +33,7 @@ class Node:
     drain_started: datetime | None = None
     drain_deadline: datetime | None = None
     taints: tuple[Taint, ...] = ()
-    annotations: Mapping[str, str] = EMPTY  # only the ones under our prefix
+    annotations: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # only the ones under our prefix
     healthy_gpus: int | None = None     # from fresh agent telemetry; None = no fresh telemetry
     utilization: float | None = None    # 0..1, from agent telemetry
 
@@ -55,8 +55,8 @@ class Node:
 @dataclass(frozen=True, slots=True)
 class Namespace:
     name: str
-    labels: Mapping[str, str] = EMPTY
-    annotations: Mapping[str, str] = EMPTY
+    labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    annotations: Mapping[str, str] = field(default_factory=lambda: EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,8 @@ class WindDownOverride(_Strict):
     drainTimeout: Duration | None = None
 
     def over(self, base: WindDown) -> WindDown:
-        return base.model_copy(update=self.model_dump(exclude_none=True))
+        changes = {k: getattr(self, k) for k in type(self).model_fields if getattr(self, k) is not None}
+        return base.model_copy(update=changes)
 
 
 class GpuModel(_Strict):

@@ -84,14 +84,14 @@ def _check_zone(value: Any) -> str:
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "15m", "2h", "14d"]}),
 ]
 
 Instant = Annotated[
     datetime,
     BeforeValidator(parse_instant),
-    PlainSerializer(lambda v: v.isoformat(), return_type=str),
+    PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json"),
     WithJsonSchema(
         {"type": "string", "description": "date or datetime; naive values are in the programme's timezone",
          "examples": ["2026-01-15", "2026-01-15T00:00:00+09:00"]}

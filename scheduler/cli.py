@@ -1,0 +1,176 @@
+"""The `gpu-scheduler` command: validate, plan, simulate, schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from scheduler import __version__
+from scheduler.policy import PolicyError, load_policy
+from scheduler.policy.types import parse_duration, parse_instant
+
+DEFAULT_POLICY = "policies"
+
+
+def _instant(text: str, policy) -> datetime:
+    class _Info:
+        context = {"timezone": policy.timezone}
+    return parse_instant(text, _Info())  # type: ignore[arg-type]
+
+
+def _now(policy) -> datetime:
+    return datetime.now(policy.timezone)
+
+
+def _output(args) -> str:
+    if args.output:
+        return args.output
+    return "table" if sys.stdout.isatty() else "json"
+
+
+def _load(args):
+    try:
+        return load_policy(args.policy)
+    except PolicyError as err:
+        print(str(err), file=sys.stderr)
+        print(f"policy invalid: {len(err.issues)} problem(s)", file=sys.stderr)
+        return None
+
+
+def _snapshot(args, policy):
+    from scheduler.cluster import SnapshotError, decode_snapshot, decode_snapshot_file
+    from scheduler.cluster.synthetic import builtin_cluster, dumps
+
+    if getattr(args, "kubeconfig", None) or getattr(args, "in_cluster", False):
+        print("reading a live cluster comes with the daemon; for now give --cluster FILE, made with\n"
+              "  kubectl get nodes,namespaces,resourcequotas,pods -A -o json > cluster.json", file=sys.stderr)
+        return None
+    if not args.cluster or args.cluster == "builtin":
+        return decode_snapshot(dumps(builtin_cluster(policy)))
+    try:
+        if args.cluster == "-":
+            return decode_snapshot(sys.stdin.buffer.read())
+        return decode_snapshot_file(args.cluster)
+    except (OSError, SnapshotError) as err:
+        print(f"{args.cluster}: {err}", file=sys.stderr)
+        return None
+
+
+def cmd_validate(args) -> int:
+    policy = _load(args)
+    if policy is None:
+        return 1
+    print(f"{args.policy}: valid ({len(policy.files)} file(s), {len(policy.stages)} stage(s), "
+          f"{len(policy.consortia)} consortia, {len(policy.pools)} pools; sha256 {policy.sha256[:12]})")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from scheduler.planner import plan
+    from scheduler.render import plan_json, plan_table
+
+    policy = _load(args)
+    if policy is None:
+        return 1
+    snapshot = _snapshot(args, policy)
+    if snapshot is None:
+        return 2
+    at = _instant(args.at, policy) if args.at else _now(policy)
+    result = plan(policy, snapshot, at)
+    print(plan_table(result) if _output(args) == "table" else plan_json(result))
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from scheduler.planner.simulate import simulate
+    from scheduler.render import timeline_json, timeline_table
+
+    policy = _load(args)
+    if policy is None:
+        return 1
+    snapshot = _snapshot(args, policy)
+    if snapshot is None:
+        return 2
+    start = _instant(args.from_, policy) if args.from_ else (policy.stages[0].spec.start - timedelta(days=1)
+                                                             if policy.stages else _now(policy))
+    end = _instant(args.to, policy) if args.to else start + timedelta(days=365)
+    if end < start:
+        print("--to is before --from", file=sys.stderr)
+        return 2
+    step = parse_duration(args.step) if args.step else None
+    steps = simulate(policy, snapshot, start, end, step)
+    print(timeline_table(steps) if _output(args) == "table" else timeline_json(steps))
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from scheduler.policy.models import Program, Stage
+
+    schemas = {"Program": Program.model_json_schema(mode="validation"),
+               "Stage": Stage.model_json_schema(mode="validation")}
+    if args.kind:
+        out = schemas[args.kind]
+    else:
+        out = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+               "title": "gpu-scheduler policy document", "oneOf": [schemas["Program"], schemas["Stage"]]}
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpu-scheduler", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gpu-scheduler {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_policy(p):
+        p.add_argument("--policy", default=DEFAULT_POLICY, help="policy folder or file (default: policies)")
+
+    def with_output(p):
+        p.add_argument("-o", "--output", choices=["table", "json"], help="default: table on a terminal, else json")
+
+    p = sub.add_parser("validate", help="check the policy; one file:line: field: message per problem")
+    with_policy(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plan", help="what the scheduler would do at an instant")
+    with_policy(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--cluster", help="kubectl get nodes,namespaces,resourcequotas,pods -A -o json output "
+                                       "(or a NodeList; '-' for stdin; 'builtin' or absent: a cluster sized from the policy)")
+    src.add_argument("--kubeconfig")
+    src.add_argument("--in-cluster", action="store_true")
+    p.add_argument("--at", help="instant to plan for (default: now); naive times are in the programme's timezone")
+    with_output(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("simulate", help="replay the programme's timeline on a cluster")
+    with_policy(p)
+    p.add_argument("--cluster", help="cluster file as for plan (default: built-in cluster sized from the policy)")
+    p.add_argument("--from", dest="from_", help="start (default: a day before the first stage)")
+    p.add_argument("--to", help="end (default: a year after --from)")
+    p.add_argument("--step", help="also plan every STEP (e.g. 1d), besides the change points")
+    with_output(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("schema", help="JSON Schema of the policy documents")
+    p.add_argument("--kind", choices=["Program", "Stage"])
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        return 0
+    except ValueError as err:
+        print(f"gpu-scheduler: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

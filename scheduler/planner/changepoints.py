@@ -1,0 +1,73 @@
+"""Change points: the instants at which a plan can change without anything in the cluster
+changing (stage starts, additions, grace ends, wind-down steps, lease windows, drain deadlines).
+The daemon arms a one-shot job at each; `simulate` prints one plan per change point."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from scheduler.cluster import Snapshot
+from scheduler.planner.model import ChangePoint
+from scheduler.planner.nodes import lease_drain_start
+from scheduler.planner.statuses import Elimination, linear_steps
+from scheduler.policy import Policy
+
+
+def eliminations(policy: Policy) -> list[tuple[str, Elimination]]:
+    """Every elimination the decided stages imply, in order."""
+    out: list[tuple[str, Elimination]] = []
+    previous = None
+    for stage in policy.decided_stages():
+        listed = {e.consortium for e in stage.spec.eligibility()}
+        if previous is not None:
+            before = {e.consortium for e in previous.spec.eligibility()}
+            for name in sorted(before - listed):
+                out.append((name, Elimination(stage.metadata.name, stage.spec.start,
+                                              dict(previous.spec.quotas.get(name, {})), policy.stage_wind_down(stage))))
+        previous = stage
+    return out
+
+
+def _granule(policy: Policy, model: str) -> int:
+    return next((p.size.gpusPerNode for p in policy.pools if p.gpuModel == model and p.size), 8)
+
+
+def policy_change_points(policy: Policy) -> list[ChangePoint]:
+    points: set[ChangePoint] = set()
+    everyone: frozenset[str] = frozenset()
+    for stage in policy.stages:
+        name = stage.metadata.name
+        what = f"round {name} is due (decision pending)" if stage.spec.pending else f"stage {name} starts"
+        points.add(ChangePoint(stage.spec.start, what, everyone))
+        for e in stage.spec.eligibility():
+            if e.from_ is not None and e.from_ > stage.spec.start:
+                points.add(ChangePoint(e.from_, f"{e.consortium} becomes eligible ({name})", frozenset({e.consortium})))
+    units = {m: policy.units(m) for m in policy.models}
+    for name, elim in eliminations(policy):
+        points.add(ChangePoint(elim.grace_end, f"{name}'s wind-down grace period ends", frozenset({name})))
+        granule = min((_granule(policy, m) for m in policy.models), default=8)
+        for t in linear_steps(elim, granule, units):
+            points.add(ChangePoint(t, f"{name}'s linear wind-down drops a node", frozenset({name})))
+    timeout = policy.wind_down.drainTimeout
+    for pool in policy.pools:
+        if pool.availableFrom is not None:
+            points.add(ChangePoint(pool.availableFrom, f"pool {pool.name} opens", everyone))
+        if pool.availableUntil is not None:
+            points.add(ChangePoint(lease_drain_start(pool, timeout), f"pool {pool.name} starts draining before its lease ends", everyone))
+            points.add(ChangePoint(pool.availableUntil, f"pool {pool.name}'s lease ends", everyone))
+    return sorted(points, key=lambda p: (p.at, p.what))
+
+
+def change_points(policy: Policy, snapshot: Snapshot | None, after: datetime,
+                  until: datetime | None = None, policy_points: list[ChangePoint] | None = None) -> list[ChangePoint]:
+    """Change points strictly after `after` (and not after `until`), including drain deadlines."""
+    points = list(policy_points if policy_points is not None else policy_change_points(policy))
+    if snapshot is not None:
+        deadlines: dict[datetime, list] = {}
+        for node in snapshot.nodes:
+            if node.drain_deadline is not None and node.owner:
+                deadlines.setdefault(node.drain_deadline, []).append(node)
+        for when, nodes in deadlines.items():
+            what = f"drain deadline of node {nodes[0].name}" if len(nodes) == 1 else f"drain deadline of {len(nodes)} nodes"
+            points.append(ChangePoint(when, what, frozenset(n.owner for n in nodes)))
+    return sorted({p for p in points if p.at > after and (until is None or p.at <= until)}, key=lambda p: (p.at, p.what))

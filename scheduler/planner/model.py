@@ -1,0 +1,140 @@
+"""The plan: what each consortium should have at an instant, and the actions that get it there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ASSIGN, DRAIN, EVICT, RELEASE, SET_QUOTA, LABEL_NAMESPACE = (
+    "assign", "drain", "evict", "release", "set-quota", "label-namespace")
+ACTION_ORDER = {RELEASE: 0, EVICT: 1, DRAIN: 2, ASSIGN: 3, SET_QUOTA: 4, LABEL_NAMESPACE: 5}
+
+ACTIVE, PENDING, INELIGIBLE, WINDING_DOWN, ELIMINATED = "active", "pending", "ineligible", "winding-down", "eliminated"
+STATUSES = (ACTIVE, PENDING, INELIGIBLE, WINDING_DOWN, ELIMINATED)
+
+# node-state label values
+ASSIGNED, DRAINING, FREE, UNHEALTHY = "assigned", "draining", "free", "unhealthy"
+
+
+@dataclass(frozen=True)
+class Action:
+    action: str
+    reason: str
+    consortium: str = ""
+    node: str = ""
+    namespace: str = ""
+    detail: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def sort_key(self) -> tuple:
+        return (ACTION_ORDER[self.action], self.node, self.namespace, self.consortium)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": self.action, "node": self.node, "namespace": self.namespace,
+                               "consortium": self.consortium, "reason": self.reason}
+        out.update(self.detail)
+        return out
+
+
+@dataclass(frozen=True)
+class NodeIntent:
+    """Desired ownership of one node after the plan (what the actuator and simulate apply)."""
+
+    owner: str | None
+    state: str
+    drain_started: datetime | None = None
+    drain_deadline: datetime | None = None
+    drain_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangePoint:
+    at: datetime
+    what: str
+    consortia: frozenset[str] = frozenset()  # empty: affects everyone
+
+    def to_dict(self) -> dict[str, str]:
+        return {"at": self.at.isoformat(), "what": self.what}
+
+
+@dataclass
+class ConsortiumPlan:
+    name: str
+    status: str
+    quota: dict[str, int]
+    target: dict[str, int]
+    allocated: dict[str, int]
+    nodes: list[str]
+    draining_nodes: list[str]
+    namespaces: list[str]
+    next_change: ChangePoint | None = None
+
+    @property
+    def quota_gpus(self) -> int:
+        return sum(self.target.values())
+
+    @property
+    def allocated_gpus(self) -> int:
+        return sum(self.allocated.values())
+
+    @property
+    def shortfall(self) -> dict[str, int]:
+        return {m: self.target[m] - self.allocated.get(m, 0) for m in self.target if self.target[m] > self.allocated.get(m, 0)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "status": self.status, "quota": dict(sorted(self.quota.items())),
+            "target": dict(sorted(self.target.items())), "allocated": dict(sorted(self.allocated.items())),
+            "nodes": self.nodes, "draining_nodes": self.draining_nodes, "namespaces": self.namespaces,
+            "next_change": self.next_change.to_dict() if self.next_change else None,
+        }
+
+
+@dataclass
+class PoolPlan:
+    name: str
+    gpu_model: str
+    capacity_gpus: int
+    healthy_gpus: int
+    assigned_gpus: int
+    free_gpus: int
+    nodes: int = 0
+    available: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "gpu_model": self.gpu_model, "capacity_gpus": self.capacity_gpus,
+                "healthy_gpus": self.healthy_gpus, "assigned_gpus": self.assigned_gpus,
+                "free_gpus": self.free_gpus, "nodes": self.nodes, "available": self.available}
+
+
+@dataclass
+class Plan:
+    at: datetime
+    stage: str | None
+    decision_pending: bool
+    pending_stage: str | None
+    policy_sha256: str
+    consortia: list[ConsortiumPlan]
+    pools: list[PoolPlan]
+    actions: list[Action]
+    next_change: ChangePoint | None = None
+    node_intents: dict[str, NodeIntent] = field(default_factory=dict, repr=False)
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    namespace_annotations: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    namespace_quotas: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def consortium(self, name: str) -> ConsortiumPlan:
+        return next(c for c in self.consortia if c.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "stage": self.stage,
+            "decision_pending": self.decision_pending,
+            "pending_stage": self.pending_stage,
+            "policy_sha256": self.policy_sha256,
+            "next_change": self.next_change.to_dict() if self.next_change else None,
+            "consortia": [c.to_dict() for c in self.consortia],
+            "pools": [p.to_dict() for p in self.pools],
+            "actions": [a.to_dict() for a in self.actions],
+        }

@@ -1,0 +1,81 @@
+"""Which pool each node belongs to, whether it can be given out now, and why not.
+
+Capacity of a node (DESIGN 4.1) is its healthy GPUs, and 0 when it is NotReady, cordoned, has
+no healthy GPU, or its pool is outside its window, including the `drainTimeout` before a lease
+ends (so the pool is empty when the lease does end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scheduler.cluster import Node, Snapshot
+from scheduler.policy import Policy, Pool
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    node: Node
+    pool: Pool
+    block: tuple[str, str]       # (pool, topology value): placement keeps teams inside few blocks
+    usable: bool
+    why_not: str                 # empty when usable
+    gpu_pods: int
+    unhealthy: bool              # fewer healthy GPUs than allocatable, or none at all
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def gpus(self) -> int:
+        return self.node.gpus if self.usable else 0
+
+
+def pool_of(node: Node, pools: list[Pool]) -> Pool | None:
+    """The first pool (policy order) whose nodeSelector the node's labels satisfy."""
+    labels = node.labels
+    for pool in pools:
+        if all(labels.get(k) == v for k, v in pool.nodeSelector.items()):
+            return pool
+    return None
+
+
+def lease_drain_start(pool: Pool, drain_timeout: timedelta) -> datetime | None:
+    return pool.availableUntil - drain_timeout if pool.availableUntil is not None else None
+
+
+def classify(policy: Policy, snapshot: Snapshot, at: datetime) -> tuple[list[NodeView], list[Node]]:
+    """NodeViews of every node in a pool, and the nodes that match no pool (sorted by name)."""
+    timeout = policy.wind_down.drainTimeout
+    pods = {}
+    for pod in snapshot.pods:
+        if pod.node:
+            pods[pod.node] = pods.get(pod.node, 0) + 1
+    windows = {}
+    for pool in policy.pools:
+        if pool.availableFrom is not None and at < pool.availableFrom:
+            windows[pool.name] = f"pool {pool.name} opens at {pool.availableFrom.isoformat()}"
+        elif pool.availableUntil is not None and at >= lease_drain_start(pool, timeout):
+            windows[pool.name] = f"pool {pool.name}'s lease ends at {pool.availableUntil.isoformat()}"
+    views: list[NodeView] = []
+    strays: list[Node] = []
+    for node in snapshot.nodes:
+        pool = pool_of(node, policy.pools)
+        if pool is None:
+            if node.owner:
+                strays.append(node)
+            continue
+        why = windows.get(pool.name, "")
+        if not why:
+            if not node.ready:
+                why = "node is NotReady"
+            elif node.unschedulable:
+                why = "node is cordoned"
+            elif node.gpus <= 0:
+                why = "node has no healthy GPU"
+        block = (pool.name, node.labels.get(pool.topologyKey, "") if pool.topologyKey else "")
+        views.append(NodeView(node, pool, block, not why, why, pods.get(node.name, 0),
+                              node.gpus < node.allocatable_gpus or node.gpus == 0))
+    return views, strays

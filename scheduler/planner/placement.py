@@ -1,0 +1,223 @@
+"""Whole-node placement: who keeps, loses and gains which node (DESIGN section 4.3 and 4.4).
+
+Sticky: a consortium at or below its target keeps every usable node. Reclaim takes unhealthy,
+then idle (fewest GPU pods, lowest utilisation), then outlying nodes (in the blocks where the
+team has fewest nodes) and never more than needed. New nodes come from free ones, preferring
+the team's own topology blocks, then the fullest free block. A node leaving a team drains first:
+it is released only once its GPU pods are gone, evicted at the deadline if need be.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from scheduler.cluster.labels import KEYS
+from scheduler.planner.model import (ASSIGN, ASSIGNED, DRAIN, DRAINING, EVICT, FREE, RELEASE, UNHEALTHY, Action,
+                                     NodeIntent)
+from scheduler.planner.nodes import NodeView
+
+
+@dataclass
+class Placement:
+    intents: dict[str, NodeIntent] = field(default_factory=dict)
+    actions: list[Action] = field(default_factory=list)
+    nodes: dict[str, list[NodeView]] = field(default_factory=lambda: defaultdict(list))
+    draining: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+class _FreeBlocks:
+    """Free usable nodes grouped by topology block, with the fullest block found in O(log n)."""
+
+    def __init__(self, views: list[NodeView]):
+        self.blocks: dict[tuple[str, str], list[NodeView]] = defaultdict(list)
+        for v in sorted(views, key=lambda v: v.name, reverse=True):  # pop() from the end = lowest name
+            self.blocks[v.block].append(v)
+        self.heap = [(-len(nodes), block) for block, nodes in self.blocks.items()]
+        heapq.heapify(self.heap)
+
+    def take_from(self, block: tuple[str, str], need: int) -> NodeView | None:
+        nodes = self.blocks.get(block)
+        if not nodes:
+            return None
+        for i in range(len(nodes) - 1, -1, -1):
+            if nodes[i].gpus <= need:
+                view = nodes.pop(i)
+                heapq.heappush(self.heap, (-len(nodes), block))
+                return view
+        return None
+
+    def take_fullest(self, need: int) -> NodeView | None:
+        skipped = []
+        found = None
+        while self.heap:
+            count, block = heapq.heappop(self.heap)
+            nodes = self.blocks.get(block, [])
+            if -count != len(nodes) or not nodes:
+                continue  # stale entry
+            view = self.take_from(block, need)
+            if view is not None:
+                found = view
+                break
+            skipped.append((count, block))  # nothing small enough here
+        for entry in skipped:
+            heapq.heappush(self.heap, entry)
+        return found
+
+
+def place(
+    views: list[NodeView],
+    targets: dict[str, dict[str, int]],
+    known: set[str],
+    at: datetime,
+    drain_timeout: dict[str, timedelta],
+    default_timeout: timedelta,
+    lease_ends: dict[str, datetime | None],
+) -> Placement:
+    out = Placement()
+    by_model: dict[str, list[NodeView]] = defaultdict(list)
+    for v in views:
+        by_model[v.pool.gpuModel].append(v)
+    for model in sorted(by_model):
+        _place_model(model, by_model[model], targets, known, at, drain_timeout, default_timeout, lease_ends, out)
+    return out
+
+
+def _place_model(model, views, targets, known, at, drain_timeout, default_timeout, lease_ends, out: Placement) -> None:
+    kept: dict[str, list[NodeView]] = defaultdict(list)
+    draining: dict[str, list[NodeView]] = defaultdict(list)
+    free: list[NodeView] = []
+
+    def drain(v: NodeView, owner: str, reason: str) -> None:
+        deadline = at + drain_timeout.get(owner, default_timeout)
+        lease_end = lease_ends.get(v.pool.name)
+        if lease_end is not None and (v.why_not.startswith(f"pool {v.pool.name}'s lease") or deadline > lease_end):
+            deadline = max(at, min(deadline, lease_end))
+        out.intents[v.name] = NodeIntent(owner, DRAINING, at, deadline, reason)
+        out.actions.append(Action(DRAIN, reason, consortium=owner, node=v.name,
+                                  detail={"deadline": deadline.isoformat(), "gpu_pods": v.gpu_pods}))
+        draining[owner].append(v)
+
+    def release(v: NodeView, owner: str, reason: str) -> None:
+        out.actions.append(Action(RELEASE, reason, consortium=owner, node=v.name))
+        if v.usable:
+            free.append(v)
+
+    # 1. nodes already draining: release when their GPU pods are gone, evict past the deadline
+    for v in views:
+        n = v.node
+        if not n.owner:
+            if v.usable:
+                free.append(v)
+            continue
+        if n.draining:
+            if v.gpu_pods == 0:
+                release(v, n.owner, "drain complete: no GPU pods left on the node")
+                continue
+            deadline = n.drain_deadline or (at + drain_timeout.get(n.owner, default_timeout))
+            started = n.drain_started or at
+            out.intents[v.name] = NodeIntent(n.owner, DRAINING, started, deadline, n.annotations.get(KEYS.drain_reason))
+            if deadline <= at:
+                out.actions.append(Action(EVICT, f"drain deadline {deadline.isoformat()} passed with "
+                                          f"{v.gpu_pods} GPU pod(s) still on the node", consortium=n.owner,
+                                          node=v.name, detail={"gpu_pods": v.gpu_pods}))
+            draining[n.owner].append(v)
+            continue
+        if n.owner not in known:
+            drain(v, n.owner, f"{n.owner!r} is not a consortium of the policy")
+        elif not v.usable:
+            drain(v, n.owner, f"taken back: {v.why_not}")
+        else:
+            kept[n.owner].append(v)
+
+    # 2. reclaim from teams above target: unhealthy, idle, outlying first; never more than needed
+    for c in sorted(kept):
+        target = targets.get(c, {}).get(model, 0)
+        mine = kept[c]
+        alloc = sum(v.gpus for v in mine)
+        if alloc <= target:
+            continue
+        blocks = _block_counts(mine)
+        order = sorted(mine, key=lambda v: (not v.unhealthy, v.gpu_pods, v.node.utilization or 0.0,
+                                            blocks[v.block], v.name))
+        removed: list[NodeView] = []
+        for v in order:
+            if alloc <= target:
+                break
+            removed.append(v)
+            alloc -= v.gpus
+        for v in reversed(removed[:]):  # keep any node that still fits: no more drains than needed
+            if alloc + v.gpus <= target:
+                removed.remove(v)
+                alloc += v.gpus
+        gone = {v.name for v in removed}
+        kept[c] = [v for v in mine if v.name not in gone]
+        for v in sorted(removed, key=lambda v: v.name):
+            why = "unhealthy GPUs" if v.unhealthy else ("idle" if v.gpu_pods == 0 else "least used")
+            drain(v, c, f"{c} holds {alloc + sum(r.gpus for r in removed)} {model} GPUs, target {target}: "
+                        f"reclaiming a node ({why})")
+
+    # 3. teams below target: first cancel their own drains, then take free nodes, neediest first
+    pool = _FreeBlocks(free)
+    heap = []
+    for c in sorted(set(targets) & known):
+        target = targets.get(c, {}).get(model, 0)
+        alloc = sum(v.gpus for v in kept.get(c, []))
+        if alloc >= target:
+            continue
+        for v in sorted(draining.get(c, []), key=lambda v: v.name):
+            if v.usable and v.node.draining and alloc + v.gpus <= target:
+                draining[c].remove(v)
+                kept[c].append(v)
+                alloc += v.gpus
+                out.intents.pop(v.name, None)
+                out.actions[:] = [a for a in out.actions if not (a.action == EVICT and a.node == v.name)]
+                out.actions.append(Action(ASSIGN, f"drain cancelled: {c} is below its {model} target again",
+                                          consortium=c, node=v.name))
+        if alloc < target:
+            heapq.heappush(heap, (alloc / target, c, alloc, target))
+    blocks_of = {c: _block_counts(kept.get(c, [])) for c in targets}
+    while heap:
+        _, c, alloc, target = heapq.heappop(heap)
+        need = target - alloc
+        view = None
+        counts = blocks_of[c]
+        for block in sorted(counts, key=lambda b: (-counts[b], b)):
+            view = pool.take_from(block, need)
+            if view is not None:
+                break
+        if view is None:
+            view = pool.take_fullest(need)
+        if view is None:
+            continue
+        kept[c].append(view)
+        counts[view.block] = counts.get(view.block, 0) + 1
+        alloc += view.gpus
+        out.actions.append(Action(ASSIGN, f"{c} is below its {model} target ({alloc - view.gpus} of {target} GPUs)",
+                                  consortium=c, node=view.name))
+        if alloc < target:
+            heapq.heappush(heap, (alloc / target, c, alloc, target))
+
+    # 4. intents for everything else
+    taken = set()
+    for c, mine in kept.items():
+        for v in mine:
+            out.intents[v.name] = NodeIntent(c, ASSIGNED)
+            out.nodes[c].append(v)
+            taken.add(v.name)
+    for c, mine in draining.items():
+        out.draining[c].extend(v.name for v in mine)
+    for v in views:
+        if v.name in out.intents:
+            continue
+        unhealthy = not v.node.ready or v.node.gpus <= 0
+        out.intents[v.name] = NodeIntent(None, UNHEALTHY if unhealthy else FREE)
+
+
+def _block_counts(views: list[NodeView]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for v in views:
+        counts[v.block] += 1
+    return counts

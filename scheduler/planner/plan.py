@@ -1,0 +1,163 @@
+"""plan(policy, snapshot, at) -> Plan: the pure heart of gpu-scheduler.
+
+No clock, no Kubernetes client, no I/O: the same inputs give the same plan, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import datetime
+
+from scheduler.cluster import KEYS, Keys, Snapshot
+from scheduler.planner.changepoints import change_points, policy_change_points
+from scheduler.planner.model import (ACTIVE, LABEL_NAMESPACE, PENDING, SET_QUOTA, Action, ConsortiumPlan, Plan,
+                                     PoolPlan)
+from scheduler.planner.nodes import NodeView, classify
+from scheduler.planner.placement import place
+from scheduler.planner.statuses import stage_in_force, standings
+from scheduler.planner.targets import ModelCapacity, compute_targets, wind_down_targets
+from scheduler.policy import Policy, Pool
+
+_NO_POOL = Pool.model_construct(name="(no pool)", gpuModel="(none)", nodeSelector={}, availableFrom=None,
+                                availableUntil=None, topologyKey=None, size=None)
+
+
+def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
+         policy_points=None) -> Plan:
+    if at.tzinfo is None:
+        raise ValueError("plan() needs a timezone-aware instant")
+    at = at.astimezone(policy.timezone)
+    force = stage_in_force(policy, at)
+    stand = standings(policy, at)
+    views, strays = classify(policy, snapshot, at)
+    views += [NodeView(n, _NO_POOL, (_NO_POOL.name, ""), False, "the node matches no pool of the policy", 0, False)
+              for n in strays]
+    known = {c.name for c in policy.consortia}
+    units = {m: policy.units(m) for m in policy.models}
+
+    held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    sizes: dict[str, Counter] = defaultdict(Counter)
+    capacity_gpus: dict[str, int] = {m: 0 for m in policy.models}
+    for v in views:
+        if not v.usable:
+            continue
+        m = v.pool.gpuModel
+        capacity_gpus[m] += v.gpus
+        sizes[m][v.gpus] += 1
+        if v.node.owner and not v.node.draining:
+            held[v.node.owner][m] += v.gpus
+    capacity = {m: ModelCapacity(capacity_gpus[m], _granule(policy, m, sizes[m])) for m in policy.models}
+    held_plain = {c: dict(per) for c, per in held.items()}
+
+    wd = wind_down_targets(stand, held_plain, units, at)
+    targets = compute_targets(stand, capacity, held_plain, units, wd)
+    timeouts = {c: (s.elimination.wind_down.drainTimeout if s.elimination else force.wind_down.drainTimeout)
+                for c, s in stand.items()}
+    placement = place(views, targets, known, at, timeouts, force.wind_down.drainTimeout,
+                      {p.name: p.availableUntil for p in policy.pools})
+
+    upcoming = change_points(policy, snapshot, at, policy_points=policy_points)
+    consortia: list[ConsortiumPlan] = []
+    for c in sorted(policy.consortia, key=lambda c: c.name):
+        s = stand[c.name]
+        allocated: dict[str, int] = defaultdict(int)
+        for v in placement.nodes.get(c.name, []):
+            allocated[v.pool.gpuModel] += v.gpus
+        nxt = next((p for p in upcoming if not p.consortia or c.name in p.consortia), None)
+        consortia.append(ConsortiumPlan(
+            name=c.name, status=s.status,
+            quota=dict(s.quota) if s.status in (ACTIVE, PENDING) else {},
+            target=dict(sorted(targets.get(c.name, {}).items())),
+            allocated=dict(sorted(allocated.items())),
+            nodes=sorted(v.name for v in placement.nodes.get(c.name, [])),
+            draining_nodes=sorted(placement.draining.get(c.name, [])),
+            namespaces=sorted(c.namespaces), next_change=nxt))
+
+    pools = _pool_plans(policy, views, placement.intents)
+    result = Plan(at=at, stage=force.stage.metadata.name if force.stage else None,
+                  decision_pending=force.pending is not None,
+                  pending_stage=force.pending.metadata.name if force.pending else None,
+                  policy_sha256=policy.sha256, consortia=consortia, pools=pools, actions=[],
+                  next_change=upcoming[0] if upcoming else None, node_intents=placement.intents)
+    actions = list(placement.actions) + _namespace_actions(policy, snapshot, result, keys)
+    result.actions = sorted(actions, key=Action.sort_key)
+    return result
+
+
+def _granule(policy: Policy, model: str, sizes: Counter) -> int:
+    if sizes:
+        return max(sizes.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    return next((p.size.gpusPerNode for p in policy.pools if p.gpuModel == model and p.size), 8)
+
+
+def _pool_plans(policy: Policy, views: list[NodeView], intents) -> list[PoolPlan]:
+    stats = {p.name: PoolPlan(p.name, p.gpuModel, 0, 0, 0, 0) for p in policy.pools}
+    for v in views:
+        pp = stats.get(v.pool.name)
+        if pp is None:
+            continue
+        pp.nodes += 1
+        pp.capacity_gpus += v.node.allocatable_gpus
+        if v.node.ready:
+            pp.healthy_gpus += v.node.gpus
+        if not v.usable:
+            pp.available = pp.available and not v.why_not.startswith("pool ")
+            continue
+        intent = intents.get(v.name)
+        if intent is not None and intent.owner and intent.state == "assigned":
+            pp.assigned_gpus += v.gpus
+        elif intent is None or not intent.owner:
+            pp.free_gpus += v.gpus
+    return sorted(stats.values(), key=lambda p: p.name)
+
+
+def namespace_state(policy: Policy, c: ConsortiumPlan, stage: str | None, keys: Keys) -> tuple[dict[str, str], dict[str, str], int]:
+    """The labels, annotations and ResourceQuota a consortium's namespaces should carry."""
+    labels = {
+        keys.consortium: c.name,
+        keys.stage: stage or "none",
+        keys.status: c.status,
+        keys.quota_gpus: str(c.quota_gpus),
+        keys.allocated_gpus: str(c.allocated_gpus),
+    }
+    for m in policy.models:
+        labels[keys.quota_model(m)] = str(c.target.get(m, 0))
+    allocation = {
+        "consortium": c.name, "status": c.status, "stage": stage,
+        "quota": c.quota, "target": c.target, "allocated": c.allocated, "shortfall": c.shortfall,
+        "nodes": len(c.nodes), "draining_nodes": len(c.draining_nodes),
+        "next_change": c.next_change.to_dict() if c.next_change else None,
+    }
+    annotations = {keys.allocation: json.dumps(allocation, sort_keys=True, separators=(",", ":"))}
+    return labels, annotations, c.allocated_gpus
+
+
+def _namespace_actions(policy: Policy, snapshot: Snapshot, result: Plan, keys: Keys) -> list[Action]:
+    actions: list[Action] = []
+    for c in result.consortia:
+        labels, annotations, gpus = namespace_state(policy, c, result.stage, keys)
+        for ns in c.namespaces:
+            result.namespace_labels[ns] = labels
+            result.namespace_annotations[ns] = annotations
+            result.namespace_quotas[ns] = gpus
+            current = snapshot.namespaces.get(ns)
+            if current is None:
+                missing = "namespace not found in the snapshot; "
+            else:
+                missing = ""
+            changed = sorted(k for k, v in labels.items() if current is None or current.labels.get(k) != v)
+            ann_changed = current is None or any(current.annotations.get(k) != v for k, v in annotations.items())
+            if changed or ann_changed:
+                what = ", ".join(f"{k.split('/')[-1]}={labels[k]}" for k in changed) or "allocation annotation"
+                actions.append(Action(LABEL_NAMESPACE, f"{missing}set {what}", consortium=c.name, namespace=ns,
+                                      detail={"labels": {k: labels[k] for k in changed}}))
+            if snapshot.quotas.get(ns) != str(gpus):
+                was = snapshot.quotas.get(ns)
+                actions.append(Action(SET_QUOTA, f"{missing}requests.nvidia.com/gpu {was if was is not None else '(none)'} -> {gpus} "
+                                      f"(GPUs on {c.name}'s assigned, non-draining nodes)",
+                                      consortium=c.name, namespace=ns, detail={"gpus": gpus}))
+    return actions
+
+
+__all__ = ["plan", "policy_change_points", "namespace_state"]

@@ -1,0 +1,72 @@
+"""Readable tables for people at a terminal (JSON is for tools)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Iterable, Sequence
+
+from scheduler.planner.model import Plan
+
+
+def _fmt(d: dict[str, int]) -> str:
+    return " ".join(f"{k}:{v}" for k, v in sorted(d.items())) or "-"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def plan_table(plan: Plan, *, max_actions: int = 20) -> str:
+    head = f"Plan at {plan.at.isoformat()}  stage: {plan.stage or '-'}"
+    if plan.decision_pending:
+        head += f"  (decision pending: {plan.pending_stage})"
+    out = [head, ""]
+    out.append(table(
+        ["CONSORTIUM", "STATUS", "QUOTA", "TARGET", "ALLOCATED", "NODES", "DRAINING", "NEXT CHANGE"],
+        [[c.name, c.status, _fmt(c.quota), _fmt(c.target), _fmt(c.allocated), len(c.nodes), len(c.draining_nodes),
+          f"{c.next_change.at.isoformat()} {c.next_change.what}" if c.next_change else "-"] for c in plan.consortia]))
+    out += ["", table(["POOL", "MODEL", "NODES", "CAPACITY", "HEALTHY", "ASSIGNED", "FREE", "AVAILABLE"],
+                      [[p.name, p.gpu_model, p.nodes, p.capacity_gpus, p.healthy_gpus, p.assigned_gpus, p.free_gpus,
+                        "yes" if p.available else "no"] for p in plan.pools])]
+    counts = Counter(a.action for a in plan.actions)
+    out += ["", "Actions: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")]
+    for a in plan.actions[:max_actions]:
+        target = a.node or a.namespace
+        out.append(f"  {a.action:<16} {target:<24} {a.consortium:<10} {a.reason}")
+    if len(plan.actions) > max_actions:
+        out.append(f"  ... {len(plan.actions) - max_actions} more (use -o json for all)")
+    return "\n".join(out)
+
+
+def timeline_table(steps) -> str:
+    names = [c.name for c in steps[0].plan.consortia] if steps else []
+    rows = []
+    for s in steps:
+        p = s.plan
+        counts = Counter(a.action for a in p.actions if a.action in ("assign", "drain", "evict", "release"))
+        cells = []
+        for c in p.consortia:
+            alloc, target = c.allocated_gpus, c.quota_gpus
+            cell = f"{c.status[:4]} {alloc}/{target}"
+            if c.draining_nodes:
+                cell += f" d{len(c.draining_nodes)}"
+            cells.append(cell)
+        stage = (p.stage or "-") + ("*" if p.decision_pending else "")
+        acts = " ".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "-"
+        rows.append([s.at.isoformat(), stage, *cells, acts, s.why])
+    legend = ("GPUs allocated/target per consortium (stat = first letters of the status, dN = nodes draining); "
+              "* = a later round is pending")
+    return table(["AT", "STAGE", *names, "NODE ACTIONS", "WHY"], rows) + "\n\n" + legend
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(plan.to_dict(), indent=2)
+
+
+def timeline_json(steps) -> str:
+    return json.dumps([dict(s.plan.to_dict(), why=s.why) for s in steps], indent=2)
