@@ -41,7 +41,7 @@ class Standing:
     """One consortium's place in the programme at an instant."""
 
     status: str
-    quota: dict[str, int]              # the quota it is entitled to now (empty unless active)
+    quota: dict[str, int]              # its quota in the stage in force (active, or pending until `from`)
     eligible_from: datetime | None = None
     elimination: Elimination | None = None
 
@@ -91,7 +91,7 @@ def standings(policy: Policy, at: datetime) -> dict[str, Standing]:
         entry = entries.get(c.name)
         if entry is not None:
             if entry.from_ is not None and entry.from_ > at:
-                out[c.name] = Standing(PENDING, {}, eligible_from=entry.from_)
+                out[c.name] = Standing(PENDING, dict(current.spec.quotas.get(c.name, {})), eligible_from=entry.from_)
             else:
                 out[c.name] = Standing(ACTIVE, dict(current.spec.quotas.get(c.name, {})), eligible_from=entry.from_)
         elif c.name in eliminations:

@@ -126,11 +126,12 @@ def _fill_units(demands: dict[str, int], left: dict[str, int], capacity: dict[st
         left[m] -= gpus
         need[c] -= gpus * u
 
-    # sticky: first the models each team already holds, the one it holds most first
+    # sticky: first the models each team already holds (the one it holds most first), as far
+    # as they go, so a team stays on one model and keeps its nodes
     for c in sorted(demands):
         for m, gpus in sorted(held.get(c, {}).items(), key=lambda kv: (-kv[1] * units_per_gpu.get(kv[0], 1), kv[0])):
             if m in left and gpus > 0:
-                take(c, m, gpus)
+                take(c, m, math.inf)  # type: ignore[arg-type]
     # then the model with the most free units, neediest team first
     for c in sorted(demands, key=lambda c: (-need[c], c)):
         while need[c] > 0:
