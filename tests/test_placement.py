@@ -29,11 +29,12 @@ def test_a_team_at_its_target_keeps_every_node_and_the_plan_is_quiet():
     assert plan(p, settled, AT).actions == []  # steady state: nothing to write
 
 
-def test_free_nodes_fill_a_team_up_to_its_target_never_above():
+def test_free_nodes_fill_a_team_up_to_its_target_in_whole_nodes():
     p = one_stage("{a: {H100: 20}}")
     result = plan(p, cluster(nodes("h100", 4)), AT)
     a = result.consortium("a")
-    assert a.allocated == {"H100": 16} and a.target == {"H100": 20}  # short by less than a node
+    assert a.quota == {"H100": 20}
+    assert a.allocated == {"H100": 16} and a.target == {"H100": 16}  # 2.5 nodes cannot be held
     assert len(node_actions(result, "assign")) == 2
 
 

@@ -8,29 +8,53 @@ from scheduler.planner.targets import water_fill
 from tests.builders import busy, cluster, nodes, programme, stage_yaml, t
 
 
+def free(*sizes):
+    return [(size, f"n{i:02d}", None) for i, size in enumerate(sizes)]
+
+
+def held(*slots):
+    return [(size, f"n{i:02d}", owner) for i, (size, owner) in enumerate(slots)]
+
+
 def targets(result):
     return {c.name: c.target for c in result.consortia if c.target}
 
 
-def test_without_shortage_everyone_gets_its_quota_exactly():
-    assert water_fill({"a": 12, "b": 40}, 96, 8, {}) == {"a": 12, "b": 40}
+def test_without_shortage_everyone_gets_its_quota_in_whole_nodes():
+    assert water_fill({"a": 16, "b": 40}, free(8, 8, 8, 8, 8, 8, 8, 8))[0] == {"a": 16, "b": 40}
+    assert water_fill({"a": 12, "b": 40}, free(8, 8, 8, 8, 8, 8, 8, 8))[0] == {"a": 8, "b": 40}
 
 
 def test_under_shortage_small_demands_are_met_and_the_rest_is_shared_evenly_in_whole_nodes():
-    shares = water_fill({"a": 32, "b": 32, "c": 8}, 48, 8, {})
+    shares, _ = water_fill({"a": 32, "b": 32, "c": 8}, free(8, 8, 8, 8, 8, 8))
     assert shares["c"] == 8
     assert shares["a"] + shares["b"] == 40
     assert abs(shares["a"] - shares["b"]) == 8 and shares["a"] % 8 == 0 and shares["b"] % 8 == 0
 
 
-def test_the_odd_node_under_shortage_goes_to_whoever_already_holds_more():
-    assert water_fill({"a": 32, "b": 32}, 40, 8, {"b": 24}) == {"a": 16, "b": 24}
-    assert water_fill({"a": 32, "b": 32}, 40, 8, {}) == {"a": 24, "b": 16}  # then by name
+def test_the_odd_node_under_shortage_goes_by_name_whoever_holds_it():
+    # targets depend on demands and node sizes only, never on who holds which node
+    held_by_b = held(*[(8, "b")] * 3, *[(8, None)] * 2)
+    assert water_fill({"a": 32, "b": 32}, held_by_b)[0] == {"a": 24, "b": 16}
+    assert water_fill({"a": 32, "b": 32}, free(8, 8, 8, 8, 8))[0] == {"a": 24, "b": 16}
 
 
-def test_gpus_that_do_not_make_a_whole_node_still_go_to_the_short():
+def test_partly_healthy_nodes_still_go_to_the_short():
     # 8 + 8 + 7 healthy GPUs, one team wanting 24: it can hold all 23
-    assert water_fill({"a": 24}, 23, 8, {}) == {"a": 23}
+    assert water_fill({"a": 24}, free(8, 8, 7)) == ({"a": 23}, [])
+
+
+def test_under_shortage_a_share_is_whole_nodes_whatever_the_team_holds():
+    # nodes of 8 and 4 GPUs, 13 wanted: the 4-GPU node goes to whoever can take it whole
+    assert water_fill({"a": 1, "b": 12}, free(8, 4))[0] == {"b": 12}
+    assert water_fill({"a": 1, "b": 12}, held((8, "b"), (4, None)))[0] == {"b": 12}
+
+
+def test_shares_depend_on_node_sizes_not_on_who_holds_them():
+    # 8 + 7 + 4 GPUs for a (8) and b (12): the 8 goes to a, the 7 and the 4 to b, whoever holds them
+    first, _ = water_fill({"a": 8, "b": 12}, free(8, 7, 4))
+    assert first == {"a": 8, "b": 11}
+    assert water_fill({"a": 8, "b": 12}, held((8, "b"), (7, "a"), (4, "b")))[0] == first
 
 
 def test_per_model_quotas_share_a_short_pool_max_min_fairly():
@@ -135,3 +159,7 @@ def test_pending_ineligible_and_eliminated_teams_get_nothing():
     assert result.consortium("b").status == "pending" and result.consortium("b").target == {}
     assert result.consortium("c").status == "ineligible" and result.consortium("c").target == {}
     assert result.consortium("b").quota == {"H100": 8}  # what it will get, shown while pending
+
+
+def test_a_leftover_node_never_goes_to_a_team_whose_quota_is_smaller_than_a_node():
+    assert water_fill({"a": 1, "b": 8}, free(8)) == ({"b": 8}, [])

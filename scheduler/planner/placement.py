@@ -29,24 +29,28 @@ class Placement:
 
 
 class _FreeBlocks:
-    """Free usable nodes grouped by topology block, with the fullest block found in O(log n)."""
+    """Free usable nodes grouped by topology block, and within a block by size, so that the
+    fullest block and the largest node that fits are both found without scanning every node.
+    Largest first matches how targets are counted (targets.water_fill)."""
 
     def __init__(self, views: list[NodeView]):
-        self.blocks: dict[tuple[str, str], list[NodeView]] = defaultdict(list)
+        self.blocks: dict[tuple[str, str], dict[int, list[NodeView]]] = defaultdict(lambda: defaultdict(list))
+        self.counts: dict[tuple[str, str], int] = defaultdict(int)
         for v in sorted(views, key=lambda v: v.name, reverse=True):  # pop() from the end = lowest name
-            self.blocks[v.block].append(v)
-        self.heap = [(-len(nodes), block) for block, nodes in self.blocks.items()]
+            self.blocks[v.block][v.gpus].append(v)
+            self.counts[v.block] += 1
+        self.heap = [(-n, block) for block, n in self.counts.items()]
         heapq.heapify(self.heap)
 
     def take_from(self, block: tuple[str, str], need: int) -> NodeView | None:
-        nodes = self.blocks.get(block)
-        if not nodes:
+        sizes = self.blocks.get(block)
+        if not sizes:
             return None
-        for i in range(len(nodes) - 1, -1, -1):
-            if nodes[i].gpus <= need:
-                view = nodes.pop(i)
-                heapq.heappush(self.heap, (-len(nodes), block))
-                return view
+        for size in sorted((s for s, nodes in sizes.items() if nodes and s <= need), reverse=True):
+            view = sizes[size].pop()
+            self.counts[block] -= 1
+            heapq.heappush(self.heap, (-self.counts[block], block))
+            return view
         return None
 
     def take_fullest(self, need: int) -> NodeView | None:
@@ -54,8 +58,7 @@ class _FreeBlocks:
         found = None
         while self.heap:
             count, block = heapq.heappop(self.heap)
-            nodes = self.blocks.get(block, [])
-            if -count != len(nodes) or not nodes:
+            if -count != self.counts.get(block, 0) or count == 0:
                 continue  # stale entry
             view = self.take_from(block, need)
             if view is not None:
@@ -136,7 +139,7 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
     for c in sorted(kept):
         target = targets.get(c, {}).get(model, 0)
         mine = kept[c]
-        alloc = sum(v.gpus for v in mine)
+        alloc = held = sum(v.gpus for v in mine)
         if alloc <= target:
             continue
         blocks = _block_counts(mine)
@@ -156,8 +159,7 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
         kept[c] = [v for v in mine if v.name not in gone]
         for v in sorted(removed, key=lambda v: v.name):
             why = "unhealthy GPUs" if v.unhealthy else ("idle" if v.gpu_pods == 0 else "least used")
-            drain(v, c, f"{c} holds {alloc + sum(r.gpus for r in removed)} {model} GPUs, target {target}: "
-                        f"reclaiming a node ({why})")
+            drain(v, c, f"{c} holds {held} {model} GPUs, target {target}: reclaiming a node ({why})")
 
     # 3. teams below target: first cancel their own drains, then take free nodes, neediest first
     pool = _FreeBlocks(free)

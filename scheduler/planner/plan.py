@@ -6,7 +6,7 @@ No clock, no Kubernetes client, no I/O: the same inputs give the same plan, byte
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import datetime
 
 from scheduler.cluster import KEYS, Keys, Snapshot
@@ -37,21 +37,20 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
     units = {m: policy.units(m) for m in policy.models}
 
     held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    sizes: dict[str, Counter] = defaultdict(Counter)
-    capacity_gpus: dict[str, int] = {m: 0 for m in policy.models}
+    slots: dict[str, list[tuple[int, str, str | None]]] = {m: [] for m in policy.models}
     for v in views:
         if not v.usable:
             continue
         m = v.pool.gpuModel
-        capacity_gpus[m] += v.gpus
-        sizes[m][v.gpus] += 1
-        if v.node.owner and not v.node.draining:
-            held[v.node.owner][m] += v.gpus
-    capacity = {m: ModelCapacity(capacity_gpus[m], _granule(policy, m, sizes[m])) for m in policy.models}
+        holder = v.node.owner if v.node.owner and not v.node.draining else None
+        slots[m].append((v.gpus, v.name, holder))
+        if holder:
+            held[holder][m] += v.gpus
+    capacity = {m: ModelCapacity(tuple(slots[m])) for m in policy.models}
     held_plain = {c: dict(per) for c, per in held.items()}
 
     wd = wind_down_targets(stand, held_plain, units, at)
-    targets = compute_targets(stand, capacity, held_plain, units, wd)
+    targets = compute_targets(stand, capacity, units, wd)
     timeouts = {c: (s.elimination.wind_down.drainTimeout if s.elimination else force.wind_down.drainTimeout)
                 for c, s in stand.items()}
     placement = place(views, targets, known, at, timeouts, force.wind_down.drainTimeout,
@@ -83,12 +82,6 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
     actions = list(placement.actions) + _namespace_actions(policy, snapshot, result, keys)
     result.actions = sorted(actions, key=Action.sort_key)
     return result
-
-
-def _granule(policy: Policy, model: str, sizes: Counter) -> int:
-    if sizes:
-        return max(sizes.items(), key=lambda kv: (kv[1], kv[0]))[0]
-    return next((p.size.gpusPerNode for p in policy.pools if p.gpuModel == model and p.size), 8)
 
 
 def _pool_plans(policy: Policy, views: list[NodeView], intents) -> list[PoolPlan]:

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from scheduler.cluster import KEYS, GpuPod, Keys, Namespace, Node, Snapshot, Taint
 from scheduler.planner.changepoints import change_points, policy_change_points
-from scheduler.planner.model import ASSIGN, ASSIGNED, DRAINING, EVICT, ChangePoint, NodeIntent, Plan
+from scheduler.planner.model import ASSIGN, ASSIGNED, DRAIN, DRAINING, EVICT, ChangePoint, NodeIntent, Plan
 from scheduler.planner.plan import plan as make_plan
 from scheduler.policy import Policy
 
@@ -95,8 +95,10 @@ def settle(policy: Policy, snapshot: Snapshot, at: datetime, *, busy: bool = Tru
     for _ in range(rounds):
         actions += plan.actions
         snapshot = apply(snapshot, plan, policy, busy=busy)
-        if not any(a.action == EVICT for a in plan.actions):
-            break  # only an eviction frees something that a second plan at the same instant could use
+        # an eviction, or a drain of a node with no GPU pods, frees a node that the next plan at the
+        # same instant releases and gives out again (the daemon does the same on its next reconcile)
+        if not any(a.action == EVICT or (a.action == DRAIN and not a.detail.get("gpu_pods")) for a in plan.actions):
+            break
         plan = make_plan(policy, snapshot, at, policy_points=points)
     plan.actions = sorted(actions, key=lambda a: a.sort_key())
     return plan, snapshot

@@ -49,12 +49,13 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
     for n, (doc, stage) in enumerate(ordered):
         name = stage.metadata.name
         if name in names:
-            at(doc, ("metadata", "name"), f"stage {name!r} is defined twice (also in {names[name].file}:{names[name].line})")
+            other = names[name]
+            at(doc, ("metadata", "name"), f"stage {name!r} is defined twice (also in {other.file}:{other.line_of(('metadata', 'name'))})")
         names.setdefault(name, doc)
         start = stage.spec.start
         if start in starts:
             other = starts[start]
-            at(doc, ("spec", "start"), f"two stages start at {start.isoformat()} (the other is in {other.file}:{other.line}); "
+            at(doc, ("spec", "start"), f"two stages start at {start.isoformat()} (the other is in {other.file}:{other.line_of(('spec', 'start'))}); "
                "the stage in force would be ambiguous")
         starts.setdefault(start, doc)
 
@@ -69,7 +70,8 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
         if stage.spec.pending and stage.spec.quotas:
             at(doc, ("spec", "quotas"), "a pending stage cannot set quotas: decide the round (list the eligible consortia) first", key=True)
             continue
-        end = ordered[n + 1][1].spec.start if n + 1 < len(ordered) else None
+        # in force until the next *decided* stage: a pending round keeps this one in force
+        end = next((later.spec.start for _, later in ordered[n + 1:] if not later.spec.pending), None)
         for cname, quota in stage.spec.quotas.items():
             if cname not in consortia:
                 at(doc, ("spec", "quotas", cname), f"quota for unknown consortium {cname!r}", key=True)

@@ -71,7 +71,7 @@ def load_policy_texts(texts: dict[str, str]) -> Policy:
             issues.append(PolicyIssue(doc.file, doc.line, "", "a policy document is a mapping with apiVersion, kind, metadata and spec"))
             continue
         kind = doc.data.get("kind")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             issues.append(PolicyIssue(doc.file, doc.line_of(("kind",)), "kind",
                                       f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}"))
             continue
@@ -85,8 +85,9 @@ def load_policy_texts(texts: dict[str, str]) -> Policy:
         first = sorted(texts)[0] if texts else "<policy>"
         issues.append(PolicyIssue(first, 1, "", "no Program document: the policy needs exactly one kind: Program"))
     for doc, _ in programs[1:]:
-        issues.append(PolicyIssue(doc.file, doc.line, "kind",
-                                  f"a second Program document (the first is in {programs[0][0].file}:{programs[0][0].line})"))
+        first = programs[0][0]
+        issues.append(PolicyIssue(doc.file, doc.line_of(("kind",)), "kind",
+                                  f"a second Program document (the first is in {first.file}:{first.line_of(('kind',))})"))
 
     program: Program | None = None
     zone = DEFAULT_TIMEZONE
@@ -128,7 +129,6 @@ def _validate(model: type, doc: Document, data: Any, context: dict, issues: list
     except ValidationError as err:
         for e in err.errors(include_url=False):
             loc = tuple(e["loc"])
-            key = e["type"] == "extra_forbidden"
             message = _FRIENDLY.get(e["type"]) or e["msg"]
             if e["type"] == "string_pattern_mismatch" and "a-z0-9" in str(e.get("ctx", {}).get("pattern", "")):
                 message = (f"{e['input']!r} is not a DNS-1123 label: use lower-case letters, digits and '-', "
@@ -143,8 +143,8 @@ def _validate(model: type, doc: Document, data: Any, context: dict, issues: list
                 message = e["msg"]
             if e["type"] == "missing":
                 message = f"required field {loc[-1]!r} is missing"
-                line = doc.line_of(loc[:-1])
+                line = doc.line_of(loc[:-1], key=True)
             else:
-                line = doc.line_of(loc, key=key)
+                line = doc.line_of(loc, key=True)  # a key's line, not the line where its block value starts
             issues.append(PolicyIssue(doc.file, line, dotted(loc), message))
         return None

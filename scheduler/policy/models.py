@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, PositiveInt, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, PositiveInt, WithJsonSchema
 
 from scheduler.policy.types import Duration, Instant, Name, TimeZoneName
 
@@ -109,7 +109,13 @@ class Eligibility(_Strict):
     from_: Instant | None = Field(default=None, alias="from", description="eligible from this instant (mid-stage additions)")
 
 
-Quota = dict[str, NonNegativeInt]
+def _units_or_models(quota: dict[str, int]) -> dict[str, int]:
+    if UNITS in quota and len(quota) > 1:
+        raise ValueError("give either `units` or GPUs per model, not both")
+    return quota
+
+
+Quota = Annotated[dict[str, NonNegativeInt], AfterValidator(_units_or_models)]
 
 
 def _read_eligible(value: Any) -> Any:
@@ -141,13 +147,6 @@ class StageSpec(_Strict):
     eligible: Annotated[Optional[list[Eligibility]], BeforeValidator(_read_eligible), WithJsonSchema(_ELIGIBLE_SCHEMA)]
     quotas: dict[str, Quota] = Field(default_factory=dict, description="GPUs per model, or `units` (any model, by equivalence)")
     windDown: WindDownOverride | None = None
-
-    @model_validator(mode="after")
-    def _units_or_models(self) -> "StageSpec":
-        for name, quota in self.quotas.items():
-            if UNITS in quota and len(quota) > 1:
-                raise ValueError(f"quotas.{name}: give either `units` or GPUs per model, not both")
-        return self
 
     @property
     def pending(self) -> bool:

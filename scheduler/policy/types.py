@@ -30,7 +30,10 @@ def parse_duration(value: Any) -> timedelta:
     if not text or not match or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration: use a number and a unit, e.g. 30s, 15m, 2h, 14d")
     weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:
@@ -73,6 +76,12 @@ def parse_instant(value: Any, info: ValidationInfo | None = None) -> datetime:
     return parsed
 
 
+def _instant_in_context_zone(value: Any, info: ValidationInfo) -> datetime:
+    # `info` must be a required parameter: pydantic passes ValidationInfo (and so the programme's
+    # timezone) only to validators whose second positional parameter has no default.
+    return parse_instant(value, info)
+
+
 def _check_zone(value: Any) -> str:
     try:
         ZoneInfo(str(value))
@@ -90,7 +99,7 @@ Duration = Annotated[
 
 Instant = Annotated[
     datetime,
-    BeforeValidator(parse_instant),
+    BeforeValidator(_instant_in_context_zone),
     PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json"),
     WithJsonSchema(
         {"type": "string", "description": "date or datetime; naive values are in the programme's timezone",
