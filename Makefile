@@ -19,8 +19,9 @@ run: $(STAMP)
 	$(BIN)/gpu-scheduler validate --policy policies
 	$(BIN)/gpu-scheduler simulate --policy policies --from 2025-08-01 --to 2027-01-31 -o table
 
-## every test (unit, property-based, golden, CLI)
+## every test (unit, property-based, golden, CLI, sandbox API with the real kubectl)
 test: $(STAMP)
+	bash tests/tools/install.sh
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -114,8 +114,14 @@ def cmd_schema(args) -> int:
     if args.kind:
         out = schemas[args.kind]
     else:
+        # one document is either kind: hoist both kinds' $defs to the root so every $ref resolves
+        defs = {}
+        for kind, schema in schemas.items():
+            defs.update(schema.pop("$defs", {}))
+            defs[kind] = schema
         out = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-               "title": "gpu-scheduler policy document", "oneOf": [schemas["Program"], schemas["Stage"]]}
+               "title": "gpu-scheduler policy document", "$defs": defs,
+               "oneOf": [{"$ref": "#/$defs/Program"}, {"$ref": "#/$defs/Stage"}]}
     print(json.dumps(out, indent=2, sort_keys=True))
     return 0
 
