@@ -35,11 +35,27 @@ class NodeView:
 
 def pool_of(node: Node, pools: list[Pool]) -> Pool | None:
     """The first pool (policy order) whose nodeSelector the node's labels satisfy."""
-    labels = node.labels
-    for pool in pools:
-        if all(labels.get(k) == v for k, v in pool.nodeSelector.items()):
+    return PoolMatcher(pools).match(node.labels)
+
+
+class PoolMatcher:
+    """pool_of for many nodes: a node's pool depends only on the values of the labels that some
+    selector names, so the answer is remembered per distinct tuple of those values (a handful
+    in a real fleet) and each node costs a few dict lookups."""
+
+    def __init__(self, pools: list[Pool]):
+        self.pools = pools
+        self.keys = tuple(sorted({k for pool in pools for k in pool.nodeSelector}))
+        self.seen: dict[tuple, Pool | None] = {}
+
+    def match(self, labels) -> Pool | None:
+        signature = tuple(labels.get(k) for k in self.keys)
+        try:
+            return self.seen[signature]
+        except KeyError:
+            pool = next((p for p in self.pools if all(labels.get(k) == v for k, v in p.nodeSelector.items())), None)
+            self.seen[signature] = pool
             return pool
-    return None
 
 
 def lease_drain_start(pool: Pool, drain_timeout: timedelta) -> datetime | None:
@@ -61,8 +77,9 @@ def classify(policy: Policy, snapshot: Snapshot, at: datetime) -> tuple[list[Nod
             windows[pool.name] = f"pool {pool.name}'s lease ends at {pool.availableUntil.isoformat()}"
     views: list[NodeView] = []
     strays: list[Node] = []
+    matcher = PoolMatcher(policy.pools)
     for node in snapshot.nodes:
-        pool = pool_of(node, policy.pools)
+        pool = matcher.match(node.labels)
         if pool is None:
             if node.owner:
                 strays.append(node)

@@ -1,0 +1,120 @@
+"""The offline commands as a user runs them: plan, simulate, schema, exit codes and outputs."""
+
+import json
+
+import pytest
+from freezegun import freeze_time
+
+from scheduler.cli import main
+from scheduler.cluster.synthetic import builtin_cluster
+from scheduler.policy import load_policy
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def cluster_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cluster") / "cluster.json"
+    path.write_text(json.dumps(builtin_cluster(load_policy("policies"))))
+    return str(path)
+
+
+def test_plan_without_at_plans_for_now_in_the_programmes_timezone(capsys, cluster_file):
+    with freeze_time("2026-02-28T15:00:00Z"):  # 2026-03-01 00:00 in Seoul
+        code, now_out, _ = run(capsys, "plan", "--cluster", cluster_file, "-o", "json")
+    assert code == 0
+    code, at_out, _ = run(capsys, "plan", "--cluster", cluster_file, "--at", "2026-03-01", "-o", "json")
+    assert json.loads(now_out) == json.loads(at_out)
+    assert json.loads(at_out)["at"] == "2026-03-01T00:00:00+09:00"
+
+
+def test_plan_json_follows_the_design_contract(capsys, cluster_file):
+    _, out, _ = run(capsys, "plan", "--cluster", cluster_file, "--at", "2026-03-01T00:00:00+09:00", "-o", "json")
+    doc = json.loads(out)
+    assert set(doc) >= {"at", "stage", "decision_pending", "policy_sha256", "consortia", "pools", "actions"}
+    lg = next(c for c in doc["consortia"] if c["name"] == "lg")
+    assert set(lg) >= {"name", "status", "quota", "target", "allocated", "nodes", "draining_nodes"}
+    assert lg["status"] == "active" and lg["quota"] == {"B200": 512, "H100": 512}
+    assert lg["allocated"] == {"B200": 512, "H100": 512} and len(lg["nodes"]) == 128
+    pool = next(p for p in doc["pools"] if p["name"] == "skt-b200-lease")
+    assert set(pool) >= {"name", "gpu_model", "capacity_gpus", "healthy_gpus", "assigned_gpus", "free_gpus"}
+    assert {a["action"] for a in doc["actions"]} <= {"assign", "drain", "evict", "release", "set-quota", "label-namespace"}
+    assert all(a["reason"] for a in doc["actions"])
+    assert [c["name"] for c in doc["consortia"]] == sorted(c["name"] for c in doc["consortia"])
+
+
+def test_plan_table_is_for_people(capsys, cluster_file):
+    code, out, _ = run(capsys, "plan", "--cluster", cluster_file, "--at", "2026-08-02", "-o", "table")
+    assert code == 0
+    assert "decision pending: stage-3" in out
+    assert "CONSORTIUM" in out and "POOL" in out and "Actions:" in out
+
+
+def test_plan_reads_a_node_list_from_stdin(capsys, monkeypatch, cluster_file):
+    import io
+    nodes = {"apiVersion": "v1", "kind": "NodeList",
+             "items": [i for i in json.load(open(cluster_file))["items"] if i["kind"] == "Node"][:10]}
+    for item in nodes["items"]:
+        del item["kind"]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(json.dumps(nodes).encode())))
+    code, out, _ = run(capsys, "plan", "--cluster", "-", "--at", "2025-09-01", "-o", "json")
+    assert code == 0
+    assert sum(len(c["nodes"]) for c in json.loads(out)["consortia"]) == 10
+
+
+def test_a_bad_cluster_file_is_a_clear_error(capsys, tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_text('{"kind": "ConfigMap"}')
+    code, _, err = run(capsys, "plan", "--cluster", str(bad), "--at", "2026-03-01")
+    assert code == 2 and "c.json" in err and "ConfigMap" in err
+    code, _, err = run(capsys, "plan", "--cluster", str(tmp_path / "missing.json"), "--at", "2026-03-01")
+    assert code == 2 and "missing.json" in err
+
+
+def test_a_bad_policy_stops_plan_with_the_errors(capsys, tmp_path, cluster_file):
+    (tmp_path / "p.yaml").write_text("apiVersion: gpu-scheduler.sovereign-ai.kr/v1\nkind: Stage\n")
+    code, _, err = run(capsys, "plan", "--policy", str(tmp_path), "--cluster", cluster_file)
+    assert code == 1 and "p.yaml:" in err
+
+
+def test_a_live_cluster_is_not_read_by_the_offline_plan_yet(capsys):
+    code, _, err = run(capsys, "plan", "--kubeconfig", "/nonexistent", "--at", "2026-03-01")
+    assert code == 2 and "kubectl get nodes,namespaces,resourcequotas,pods -A -o json" in err
+
+
+def test_simulate_prints_one_plan_per_change_point(capsys, cluster_file):
+    code, out, _ = run(capsys, "simulate", "--cluster", cluster_file, "--from", "2026-01-14",
+                       "--to", "2026-02-21", "-o", "json")
+    assert code == 0
+    steps = json.loads(out)
+    assert steps[0]["at"] == "2026-01-14T00:00:00+09:00" and steps[0]["why"] == "start of the simulation"
+    whys = [s["why"] for s in steps]
+    assert "stage stage-2 starts" in whys
+    assert "motif becomes eligible (stage-2)" in whys
+    assert any("ncai's linear wind-down drops a node" in w for w in whys)
+    assert any(w.startswith("drain deadline") for w in whys)
+    assert [s["at"] for s in steps] == sorted(s["at"] for s in steps)
+    last = {c["name"]: c for c in steps[-1]["consortia"]}
+    assert last["motif"]["status"] == "active" and last["motif"]["allocated"] == {"H100": 1536}
+    assert last["ncai"]["status"] == "eliminated" and last["ncai"]["nodes"] == [] and last["ncai"]["draining_nodes"] == []
+
+
+def test_simulate_steps_add_regular_plans(capsys, cluster_file):
+    _, out, _ = run(capsys, "simulate", "--cluster", cluster_file, "--from", "2025-09-01", "--to", "2025-09-04",
+                    "--step", "1d", "-o", "json")
+    assert [s["at"][:10] for s in json.loads(out)] == ["2025-09-01", "2025-09-02", "2025-09-03", "2025-09-04"]
+
+
+def test_simulate_refuses_an_end_before_its_start(capsys):
+    code, _, err = run(capsys, "simulate", "--from", "2026-02-01", "--to", "2026-01-01")
+    assert code == 2 and "--to" in err
+
+
+def test_simulate_table_shows_the_timeline(capsys):
+    code, out, _ = run(capsys, "simulate", "--from", "2025-08-01", "--to", "2025-08-05", "-o", "table")
+    assert code == 0
+    assert "stage stage-1 starts" in out and "assign:" in out
