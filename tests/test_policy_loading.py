@@ -314,9 +314,15 @@ def test_the_policy_sha256_changes_when_a_file_changes(tmp_path, change):
 def test_schema_prints_json_covering_both_kinds(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    kinds = [s["properties"]["kind"]["const"] for s in schema["oneOf"]]
+    def resolve(ref):
+        return schema["$defs"][ref["$ref"].removeprefix("#/$defs/")]
+
+    kinds = [resolve(s)["properties"]["kind"]["const"] for s in schema["oneOf"]]
     assert kinds == ["Program", "Stage"]
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    # every reference in the combined schema resolves at its root
+    refs = re.findall(r'"\$ref": "#/\$defs/([^"]+)"', json.dumps(schema))
+    assert refs and all(name in schema["$defs"] for name in refs)
 
 
 def test_schema_for_one_kind_is_that_documents_schema(capsys):
