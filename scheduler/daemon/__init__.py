@@ -1,0 +1,1 @@
+"""The long-running daemon: jobs, policy reloads, leader election, HTTP endpoints."""

@@ -1,0 +1,56 @@
+"""/healthz, /readyz and /metrics on one small HTTP server (a WSGI app on a thread)."""
+
+from __future__ import annotations
+
+import threading
+from socketserver import ThreadingMixIn
+from typing import Callable
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args) -> None:  # probes every few seconds: not worth a log line each
+        pass
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class HealthServer:
+    """`ready` is asked on every /readyz: caches synced and a policy loaded."""
+
+    def __init__(self, registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]],
+                 host: str = "0.0.0.0", port: int = 9090):
+        metrics = make_wsgi_app(registry)
+
+        def app(environ, start_response):
+            path = environ.get("PATH_INFO", "")
+            if path == "/healthz":
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"ok\n"]
+            if path == "/readyz":
+                ok, why = ready()
+                start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [(why or ("ready" if ok else "not ready")).encode() + b"\n"]
+            if path == "/metrics":
+                return metrics(environ, start_response)
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: try /healthz, /readyz or /metrics\n"]
+
+        self.server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_Quiet)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def start(self) -> "HealthServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
