@@ -786,3 +786,13 @@ def test_validate_exits_1_on_a_folder_without_policy_files(tmp_path, capsys):
     (tmp_path / "README.md").write_text("nothing to see")
     assert main(["validate", "--policy", str(tmp_path)]) == 1
     assert "no *.yaml or *.yml policy files found" in capsys.readouterr().err
+
+
+def test_a_gpu_model_name_must_fit_in_a_label_key():
+    from scheduler.policy import PolicyError, load_policy_texts
+    from tests.builders import program_yaml
+
+    text = program_yaml(models="{H100 SXM: {units: 1}}", pools=("{name: p, gpuModel: H100 SXM, nodeSelector: {pool: p}}",))
+    with pytest.raises(PolicyError) as err:
+        load_policy_texts({"program.yaml": text})
+    assert any(i.field.startswith("spec.gpuModels") and i.line == 6 for i in err.value.issues), str(err.value)

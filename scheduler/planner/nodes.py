@@ -62,19 +62,24 @@ def lease_drain_start(pool: Pool, drain_timeout: timedelta) -> datetime | None:
     return pool.availableUntil - drain_timeout if pool.availableUntil is not None else None
 
 
+def pool_windows(policy: Policy, at: datetime) -> dict[str, str]:
+    """Pools whose nodes cannot be given out at `at`, and why (not open yet, or lease ending)."""
+    closed = {}
+    for pool in policy.pools:
+        if pool.availableFrom is not None and at < pool.availableFrom:
+            closed[pool.name] = f"pool {pool.name} opens at {pool.availableFrom.isoformat()}"
+        elif pool.availableUntil is not None and at >= lease_drain_start(pool, policy.wind_down.drainTimeout):
+            closed[pool.name] = f"pool {pool.name}'s lease ends at {pool.availableUntil.isoformat()}"
+    return closed
+
+
 def classify(policy: Policy, snapshot: Snapshot, at: datetime) -> tuple[list[NodeView], list[Node]]:
     """NodeViews of every node in a pool, and the nodes that match no pool (sorted by name)."""
-    timeout = policy.wind_down.drainTimeout
     pods = {}
     for pod in snapshot.pods:
         if pod.node:
             pods[pod.node] = pods.get(pod.node, 0) + 1
-    windows = {}
-    for pool in policy.pools:
-        if pool.availableFrom is not None and at < pool.availableFrom:
-            windows[pool.name] = f"pool {pool.name} opens at {pool.availableFrom.isoformat()}"
-        elif pool.availableUntil is not None and at >= lease_drain_start(pool, timeout):
-            windows[pool.name] = f"pool {pool.name}'s lease ends at {pool.availableUntil.isoformat()}"
+    windows = pool_windows(policy, at)
     views: list[NodeView] = []
     strays: list[Node] = []
     matcher = PoolMatcher(policy.pools)

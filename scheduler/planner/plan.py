@@ -13,7 +13,7 @@ from scheduler.cluster import KEYS, Keys, Snapshot
 from scheduler.planner.changepoints import change_points, policy_change_points
 from scheduler.planner.model import (ACTIVE, LABEL_NAMESPACE, PENDING, SET_QUOTA, Action, ConsortiumPlan, Plan,
                                      PoolPlan)
-from scheduler.planner.nodes import NodeView, classify
+from scheduler.planner.nodes import NodeView, classify, pool_windows
 from scheduler.planner.placement import place
 from scheduler.planner.statuses import stage_in_force, standings
 from scheduler.planner.targets import ModelCapacity, compute_targets, wind_down_targets
@@ -73,7 +73,7 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
             draining_nodes=sorted(placement.draining.get(c.name, [])),
             namespaces=sorted(c.namespaces), next_change=nxt))
 
-    pools = _pool_plans(policy, views, placement.intents)
+    pools = _pool_plans(policy, views, placement.intents, set(pool_windows(policy, at)))
     result = Plan(at=at, stage=force.stage.metadata.name if force.stage else None,
                   decision_pending=force.pending is not None,
                   pending_stage=force.pending.metadata.name if force.pending else None,
@@ -84,8 +84,8 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
     return result
 
 
-def _pool_plans(policy: Policy, views: list[NodeView], intents) -> list[PoolPlan]:
-    stats = {p.name: PoolPlan(p.name, p.gpuModel, 0, 0, 0, 0) for p in policy.pools}
+def _pool_plans(policy: Policy, views: list[NodeView], intents, closed: set[str]) -> list[PoolPlan]:
+    stats = {p.name: PoolPlan(p.name, p.gpuModel, 0, 0, 0, 0, available=p.name not in closed) for p in policy.pools}
     for v in views:
         pp = stats.get(v.pool.name)
         if pp is None:
@@ -95,7 +95,6 @@ def _pool_plans(policy: Policy, views: list[NodeView], intents) -> list[PoolPlan
         if v.node.ready:
             pp.healthy_gpus += v.node.gpus
         if not v.usable:
-            pp.available = pp.available and not v.why_not.startswith("pool ")
             continue
         intent = intents.get(v.name)
         if intent is not None and intent.owner and intent.state == "assigned":

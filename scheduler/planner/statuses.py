@@ -110,7 +110,9 @@ def linear_steps(elim: Elimination, granule_gpus: int, units_per_gpu: dict[str, 
     grace = elim.wind_down.gracePeriod
     out: set[datetime] = set()
     for model, amount in elim.base.items():
-        step = granule_gpus * units_per_gpu.get(model, 1)
+        # a per-model base counts GPUs; a units base counts units, and the smallest node in units
+        # is the granule of the model with the fewest units per GPU
+        step = granule_gpus if model in units_per_gpu else granule_gpus * min(units_per_gpu.values(), default=1)
         if amount <= 0 or step <= 0:
             continue
         k = amount // step

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, PositiveInt, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, NonNegativeInt, PositiveInt, WithJsonSchema
 
 from scheduler.policy.types import Duration, Instant, Name, TimeZoneName
 
@@ -89,9 +89,12 @@ class Consortium(_Strict):
     namespaces: list[Name] = Field(default_factory=list)
 
 
+GpuModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,40}[A-Za-z0-9])?$")]
+
+
 class ProgramSpec(_Strict):
     timezone: TimeZoneName = "Asia/Seoul"
-    gpuModels: dict[str, GpuModel] = Field(min_length=1)
+    gpuModels: dict[GpuModelName, GpuModel] = Field(min_length=1, description="model names end up in label keys (quota-<model>)")
     pools: list[Pool] = Field(default_factory=list)
     consortia: list[Consortium] = Field(default_factory=list)
     windDown: WindDown = Field(default_factory=WindDown)
