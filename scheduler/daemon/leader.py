@@ -1,0 +1,141 @@
+"""Leader election on a coordination.k8s.io/v1 Lease: only the leader writes.
+
+Same Lease semantics as client-go and the official client's `kubernetes.leaderelection`
+(holderIdentity, leaseDurationSeconds, acquireTime, renewTime, leaseTransitions; duration 15 s,
+renew 10 s, retry 2 s), written here because the official one falls short for a daemon: it has
+no release on shutdown (a restart would wait a whole lease duration), it reads the global client
+configuration instead of the ApiClient it is given, and its blocking loop cannot be stopped.
+Clock skew: like client-go, expiry is judged by when *this* replica last saw the Lease change,
+not by the timestamps written in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class LeaderElector:
+    api: client.ApiClient
+    namespace: str
+    name: str
+    identity: str
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    on_change: Callable[[bool], None] = lambda leading: None
+    monotonic: Callable[[], float] = time.monotonic
+    _leading: bool = False
+    _seen: tuple[str, str] | None = None           # (holder, renewTime) last observed
+    _seen_at: float = 0.0                           # when it last changed, by our monotonic clock
+    _renewed_at: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    def _set(self, leading: bool) -> None:
+        if leading != self._leading:
+            self._leading = leading
+            log.info("%s %s the leader Lease %s/%s", self.identity, "acquired" if leading else "lost",
+                     self.namespace, self.name)
+            self.on_change(leading)
+
+    def try_acquire_or_renew(self) -> bool:
+        """One attempt; returns whether we lead afterwards."""
+        coord = client.CoordinationV1Api(self.api)
+        now = _now()
+        try:
+            lease = coord.read_namespaced_lease(self.name, self.namespace)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
+                                  spec=client.V1LeaseSpec(holder_identity=self.identity,
+                                                          lease_duration_seconds=int(self.lease_duration),
+                                                          acquire_time=now, renew_time=now, lease_transitions=0))
+            try:
+                coord.create_namespaced_lease(self.namespace, body)
+            except ApiException as err2:
+                if err2.status == 409:
+                    return False  # someone else created it first
+                raise
+            self._renewed_at = self.monotonic()
+            return True
+        spec = lease.spec
+        holder = spec.holder_identity or ""
+        observed = (holder, str(spec.renew_time))
+        if observed != self._seen:
+            self._seen, self._seen_at = observed, self.monotonic()
+        duration = spec.lease_duration_seconds or self.lease_duration
+        expired = self.monotonic() - self._seen_at > duration
+        if holder and holder != self.identity and not expired:
+            return False
+        if holder != self.identity:
+            spec.acquire_time = now
+            spec.lease_transitions = (spec.lease_transitions or 0) + 1
+        spec.holder_identity = self.identity
+        spec.lease_duration_seconds = int(self.lease_duration)
+        spec.renew_time = now
+        try:
+            coord.replace_namespaced_lease(self.name, self.namespace, lease)  # 409 if someone won the race
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        self._renewed_at = self.monotonic()
+        return True
+
+    def step(self) -> None:
+        try:
+            ok = self.try_acquire_or_renew()
+        except Exception as err:  # API down: keep leading only until the renew deadline passes
+            log.warning("leader election: %s; retrying in %.0fs", err, self.retry_period)
+            ok = self._leading and self.monotonic() - self._renewed_at < self.renew_deadline
+        self._set(ok)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.step()
+            # a leader renews well inside its deadline; a candidate retries every retry_period
+            wait = self.retry_period if not self._leading else min(self.retry_period, self.renew_deadline / 2)
+            self._stop.wait(wait)
+
+    def start(self) -> "LeaderElector":
+        self._thread = threading.Thread(target=self.run, name="leader-election", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, release: bool = True) -> None:
+        """Stop campaigning; a leader hands the Lease back so a successor need not wait it out."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if release and self._leading:
+            try:
+                coord = client.CoordinationV1Api(self.api)
+                lease = coord.read_namespaced_lease(self.name, self.namespace)
+                if lease.spec.holder_identity == self.identity:
+                    lease.spec.holder_identity = None
+                    lease.spec.lease_duration_seconds = 1
+                    lease.spec.renew_time = _now()
+                    coord.replace_namespaced_lease(self.name, self.namespace, lease)
+            except Exception as err:
+                log.warning("could not release the leader Lease: %s", err)
+        self._set(False)

@@ -1,0 +1,93 @@
+"""Leader election against the sandbox API over HTTP: one leader, hand-over on release or expiry."""
+
+import pytest
+from kubernetes import client
+
+from scheduler.daemon.leader import LeaderElector
+from scheduler.sandbox import SandboxServer
+
+from tests.sandbox.conftest import api_client_for
+
+
+class Ticks:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    srv = SandboxServer(port=0, seed=1).start()
+    srv.load_list({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-scheduler"}}]})
+    yield api_client_for(srv.write_kubeconfig(tmp_path / "kubeconfig"))
+    srv.stop()
+
+
+def elector(api, identity, clock):
+    return LeaderElector(api, "gpu-scheduler", "gpu-scheduler-leader", identity, monotonic=clock)
+
+
+def test_only_one_replica_leads(sandbox):
+    clock = Ticks()
+    a, b = elector(sandbox, "a", clock), elector(sandbox, "b", clock)
+    a.step()
+    b.step()
+    assert a.leading and not b.leading
+    clock.t += 5
+    a.step()
+    b.step()
+    assert a.leading and not b.leading
+    lease = client.CoordinationV1Api(sandbox).read_namespaced_lease("gpu-scheduler-leader", "gpu-scheduler")
+    assert lease.spec.holder_identity == "a" and lease.spec.lease_duration_seconds == 15
+
+
+def test_a_silent_leader_is_replaced_after_the_lease_duration(sandbox):
+    clock = Ticks()
+    a, b = elector(sandbox, "a", clock), elector(sandbox, "b", clock)
+    a.step()
+    b.step()
+    clock.t += 14  # a stops renewing (crashed); b has seen the same renewTime for 14 s
+    b.step()
+    assert not b.leading
+    clock.t += 2
+    b.step()
+    assert b.leading
+    lease = client.CoordinationV1Api(sandbox).read_namespaced_lease("gpu-scheduler-leader", "gpu-scheduler")
+    assert lease.spec.holder_identity == "b" and lease.spec.lease_transitions == 1
+
+
+def test_a_leader_that_shuts_down_hands_over_at_once(sandbox):
+    clock = Ticks()
+    changes = []
+    a = LeaderElector(sandbox, "gpu-scheduler", "gpu-scheduler-leader", "a", monotonic=clock,
+                      on_change=changes.append)
+    b = elector(sandbox, "b", clock)
+    a.step()
+    b.step()
+    a.stop(release=True)
+    assert changes == [True, False]
+    clock.t += 2  # one retry period, not a whole lease duration
+    b.step()
+    b.step()
+    assert b.leading
+
+
+def test_a_leader_cut_off_from_the_api_steps_down_after_the_renew_deadline(sandbox, monkeypatch):
+    clock = Ticks()
+    a = elector(sandbox, "a", clock)
+    a.step()
+    assert a.leading
+
+    def down(*args, **kwargs):
+        raise ConnectionError("API unreachable")
+
+    monkeypatch.setattr(a, "try_acquire_or_renew", down)
+    clock.t += 5
+    a.step()
+    assert a.leading  # still inside the renew deadline
+    clock.t += 6
+    a.step()
+    assert not a.leading
