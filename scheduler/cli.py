@@ -107,6 +107,69 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    """What a consortium engineer wants: quota, allocation, status, next change, from the labels
+    and the allocation annotation the scheduler wrote on the namespaces."""
+    from scheduler.render import status_table
+
+    snapshot = _cluster_only(args)
+    if snapshot is None:
+        return 2
+    rows = status_rows(snapshot, args.consortium)
+    if _output(args) == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(status_table(rows) if rows else "no namespace carries gpu-scheduler labels yet")
+    return 0
+
+
+def status_rows(snapshot, only: str | None = None) -> list[dict]:
+    from scheduler.cluster import KEYS
+
+    rows = []
+    for ns in sorted(snapshot.namespaces.values(), key=lambda n: n.name):
+        consortium = ns.labels.get(KEYS.consortium)
+        if not consortium or (only and consortium != only):
+            continue
+        try:
+            allocation = json.loads(ns.annotations.get(KEYS.allocation, "{}"))
+        except ValueError:
+            allocation = {}
+        nxt = allocation.get("next_change") or {}
+        rows.append({
+            "namespace": ns.name, "consortium": consortium, "status": ns.labels.get(KEYS.status, ""),
+            "stage": ns.labels.get(KEYS.stage, ""), "quota_gpus": ns.labels.get(KEYS.quota_gpus, ""),
+            "allocated_gpus": ns.labels.get(KEYS.allocated_gpus, ""),
+            "resource_quota": snapshot.quotas.get(ns.name, ""),
+            "target": allocation.get("target", {}), "allocated": allocation.get("allocated", {}),
+            "shortfall": allocation.get("shortfall", {}), "draining_nodes": allocation.get("draining_nodes", 0),
+            "next_change": nxt.get("what", ""), "next_change_at": nxt.get("at", ""),
+        })
+    return rows
+
+
+def _cluster_only(args):
+    from scheduler.cluster import SnapshotError, decode_snapshot, decode_snapshot_file
+
+    if args.cluster:
+        try:
+            return decode_snapshot(sys.stdin.buffer.read()) if args.cluster == "-" else decode_snapshot_file(args.cluster)
+        except (OSError, SnapshotError) as err:
+            print(f"{args.cluster}: {err}", file=sys.stderr)
+            return None
+    try:
+        from scheduler.cluster.kube import connect, read_snapshot
+    except ImportError:
+        print("reading a live cluster needs the daemon's Kubernetes reader; give --cluster FILE", file=sys.stderr)
+        return None
+    try:
+        snapshot, _ = read_snapshot(connect(args.kubeconfig, args.in_cluster))
+    except Exception as err:  # connection or auth problems: say so, no traceback
+        print(f"cannot read the cluster: {err}", file=sys.stderr)
+        return None
+    return snapshot
+
+
 def cmd_schema(args) -> int:
     from scheduler.policy.models import Program, Stage
 
@@ -161,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", help="also plan every STEP (e.g. 1d), besides the change points")
     with_output(p)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("status", help="each consortium's quota, allocation, status and next change, as the cluster shows it")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--cluster", help="a kubectl get namespaces,resourcequotas -A -o json dump instead of a live cluster")
+    src.add_argument("--kubeconfig")
+    src.add_argument("--in-cluster", action="store_true")
+    p.add_argument("--consortium", help="only this consortium")
+    with_output(p)
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("schema", help="JSON Schema of the policy documents")
     p.add_argument("--kind", choices=["Program", "Stage"])

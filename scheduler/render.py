@@ -70,3 +70,12 @@ def plan_json(plan: Plan) -> str:
 
 def timeline_json(steps) -> str:
     return json.dumps([dict(s.plan.to_dict(), why=s.why) for s in steps], indent=2)
+
+
+def status_table(rows) -> str:
+    return table(
+        ["NAMESPACE", "CONSORTIUM", "STATUS", "STAGE", "QUOTA", "ALLOCATED", "RESOURCEQUOTA", "SHORT", "DRAINING",
+         "NEXT CHANGE"],
+        [[r["namespace"], r["consortium"], r["status"], r["stage"], r["quota_gpus"], r["allocated_gpus"],
+          r["resource_quota"], _fmt(r["shortfall"]), r["draining_nodes"],
+          f"{r['next_change_at']} {r['next_change']}".strip() or "-"] for r in rows])

@@ -120,3 +120,32 @@ def test_simulate_table_shows_the_timeline(capsys):
     code, out, _ = run(capsys, "simulate", "--from", "2025-08-01", "--to", "2025-08-05", "-o", "table")
     assert code == 0
     assert "stage stage-1 starts" in out and "assign:" in out
+
+
+def test_status_reads_what_the_scheduler_wrote_on_the_namespaces(capsys, tmp_path):
+    from scheduler.cluster import decode_snapshot
+    from scheduler.cluster.synthetic import dumps
+    from scheduler.planner.simulate import settle
+
+    from tests.builders import t
+
+    policy = load_policy("policies")
+    cluster = builtin_cluster(policy)
+    _, after = settle(policy, decode_snapshot(dumps(cluster)), t("2026-03-01 00:00"))
+    # write the settled namespaces and quotas back as kubectl would print them
+    items = [{"apiVersion": "v1", "kind": "Namespace",
+              "metadata": {"name": ns.name, "labels": dict(ns.labels), "annotations": dict(ns.annotations)}}
+             for ns in after.namespaces.values()]
+    items += [{"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "gpu-scheduler", "namespace": ns},
+               "spec": {"hard": {"requests.nvidia.com/gpu": gpus}}} for ns, gpus in after.quotas.items()]
+    dump = tmp_path / "ns.json"
+    dump.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    code, out, _ = run(capsys, "status", "--cluster", str(dump), "-o", "json")
+    rows = {r["consortium"]: r for r in json.loads(out)}
+    assert code == 0
+    assert rows["lg"]["status"] == "active" and rows["lg"]["quota_gpus"] == "1024"
+    assert rows["lg"]["allocated_gpus"] == "1024" and rows["lg"]["resource_quota"] == "1024"
+    assert rows["ncai"]["status"] == "eliminated" and rows["ncai"]["resource_quota"] == "0"
+    assert rows["motif"]["next_change"].startswith("pool naver-h100-lease starts draining")
+    code, out, _ = run(capsys, "status", "--cluster", str(dump), "--consortium", "lg", "-o", "table")
+    assert "lg-exaone" in out and "ncai" not in out
