@@ -26,7 +26,7 @@ def cluster_file(tmp_path_factory):
 
 
 def test_plan_without_at_plans_for_now_in_the_programmes_timezone(capsys, cluster_file):
-    with freeze_time("2026-02-28T15:00:00Z", ignore=["hypothesis"]):  # 2026-03-01 00:00 in Seoul
+    with freeze_time("2026-02-28T15:00:00Z", ignore=["hypothesis", "kubernetes"]):  # 2026-03-01 00:00 in Seoul
         code, now_out, _ = run(capsys, "plan", "--cluster", cluster_file, "-o", "json")
     assert code == 0
     code, at_out, _ = run(capsys, "plan", "--cluster", cluster_file, "--at", "2026-03-01", "-o", "json")
