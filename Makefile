@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup clean
+.PHONY: run replay test setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## the main job: the real programme replayed on a built-in cluster sized from the policy
+## the main job: the daemon on its embedded sandbox cluster, the real programme at a day per second
 run: $(STAMP)
 	$(BIN)/gpu-scheduler validate --policy policies
+	$(BIN)/gpu-scheduler run --policy policies --simulate --start 2025-08-03 --time-scale 86400
+
+## the real programme replayed offline, one plan per change point (no daemon, no API)
+replay: $(STAMP)
 	$(BIN)/gpu-scheduler simulate --policy policies --from 2025-08-01 --to 2027-01-31 -o table
 
 ## every test (unit, property-based, golden, CLI, sandbox API with the real kubectl)

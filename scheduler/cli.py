@@ -170,6 +170,91 @@ def _cluster_only(args):
     return snapshot
 
 
+def cmd_run(args) -> int:
+    """The daemon. With --simulate it first starts the sandbox API on a free local port, loads
+    FILE (or a cluster sized from the policy) and runs against it over HTTP, exactly as against
+    a real cluster."""
+    import logging
+    import os
+    import signal
+    import socket
+    import tempfile
+    import threading
+
+    from scheduler.cluster.kube import Writer, connect
+    from scheduler.daemon.clock import Clock
+    from scheduler.daemon.http import HealthServer
+    from scheduler.daemon.leader import LeaderElector
+    from scheduler.daemon.policy_source import PolicySource
+    from scheduler.daemon.reconciler import Reconciler
+    from scheduler.daemon.service import Daemon
+    from scheduler.metrics import Metrics
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
+    source = PolicySource(args.policy)
+    source.reload()
+    if source.policy is None:
+        print(str(source.error), file=sys.stderr)
+        return 1
+    policy = source.policy
+    sandbox = None
+    kubeconfig = args.kubeconfig
+    if args.simulate is not None:
+        from scheduler.cluster.synthetic import builtin_cluster
+        from scheduler.sandbox import SandboxServer
+
+        sandbox = SandboxServer(port=0).start()
+        if args.simulate == "builtin":
+            sandbox.load_list(builtin_cluster(policy))
+        else:
+            with open(args.simulate, "rb") as fh:
+                sandbox.load_list(fh.read())
+        sandbox.load_list({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.lease_namespace}}]})
+        folder = tempfile.mkdtemp(prefix="gpu-scheduler-")
+        kubeconfig = str(sandbox.write_kubeconfig(f"{folder}/kubeconfig"))
+        labels = ",".join(f"gpu-scheduler.sovereign-ai.kr/{k}" for k in ("status", "stage", "quota-gpus", "allocated-gpus"))
+        print(f"sandbox API on {sandbox.url}; follow the programme with:\n"
+              f"  kubectl --kubeconfig {kubeconfig} get ns -L {labels}\n"
+              f"  kubectl --kubeconfig {kubeconfig} get nodes -L gpu-scheduler.sovereign-ai.kr/consortium,"
+              f"gpu-scheduler.sovereign-ai.kr/node-state\n"
+              f"  gpu-scheduler status --kubeconfig {kubeconfig}", flush=True)
+    start = _instant(args.start, policy) if args.start else None
+    if args.time_scale != 1 and start is None:
+        start = _now(policy)
+    clock = Clock(start=start, scale=args.time_scale)
+    api = connect(kubeconfig, args.in_cluster)
+    metrics = Metrics()
+    elector = LeaderElector(api, args.lease_namespace, "gpu-scheduler-leader", f"{socket.gethostname()}-{os.getpid()}")
+    reconciler = Reconciler(source, api, clock, metrics, Writer(api, dry_run=args.dry_run),
+                            is_leader=lambda: elector.leading)
+    daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=args.reconcile_every)
+    http = HealthServer(metrics.registry, daemon.ready, port=args.metrics_port).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def leadership(leading: bool) -> None:
+        metrics.leader.set(1 if leading else 0)
+        if leading:
+            daemon.soon("became leader")
+
+    elector.on_change = leadership
+    elector.start()
+    daemon.start()
+    print(f"gpu-scheduler running: metrics on :{http.port}/metrics; programme time {clock.now().isoformat()}"
+          f"{' x' + str(args.time_scale) if args.time_scale != 1 else ''}", flush=True)
+    stop.wait()
+    daemon.stop()         # waits for an in-flight reconcile to finish its writes
+    elector.stop(release=True)
+    http.stop()
+    if sandbox is not None:
+        sandbox.stop()
+    return 0
+
+
 def cmd_schema(args) -> int:
     from scheduler.policy.models import Program, Stage
 
@@ -224,6 +309,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", help="also plan every STEP (e.g. 1d), besides the change points")
     with_output(p)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("run", help="the daemon: keep a cluster in line with the policy")
+    with_policy(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--kubeconfig")
+    src.add_argument("--in-cluster", action="store_true")
+    src.add_argument("--simulate", nargs="?", const="builtin", metavar="FILE",
+                     help="run against the embedded sandbox API, loaded with FILE or a cluster sized from the policy")
+    p.add_argument("--dry-run", action="store_true", help="log every write it would make, make none")
+    p.add_argument("--metrics-port", type=int, default=9090)
+    p.add_argument("--time-scale", type=float, default=1.0, help="run the programme's clock N times faster")
+    p.add_argument("--start", help="programme time to start from (with --time-scale)")
+    p.add_argument("--reconcile-every", type=float, default=30.0, help="seconds between periodic reconciles")
+    p.add_argument("--lease-namespace", default="gpu-scheduler")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="each consortium's quota, allocation, status and next change, as the cluster shows it")
     src = p.add_mutually_exclusive_group()

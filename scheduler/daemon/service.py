@@ -1,0 +1,102 @@
+"""The daemon's jobs, on APScheduler 3.x: a periodic reconcile, a one-shot reconcile at the next
+change point (re-armed after every reconcile and whenever the policy changes), and a policy
+reload check every few seconds. With a scaled clock, the change-point job is armed at the real
+instant the programme's clock reaches the change point."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from scheduler.daemon.clock import Clock
+from scheduler.daemon.policy_source import PolicySource
+from scheduler.daemon.reconciler import Reconciler
+from scheduler.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, reconciler: Reconciler, source: PolicySource, clock: Clock, metrics: Metrics, *,
+                 reconcile_every: float = 30.0, reload_every: float = 2.0):
+        self.reconciler = reconciler
+        self.source = source
+        self.clock = clock
+        self.metrics = metrics
+        self.reconcile_every = reconcile_every
+        self.reload_every = reload_every
+        self._stopping = False
+        self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
+            "coalesce": True,            # after a pause, one reconcile, not a burst
+            "max_instances": 1,
+            "misfire_grace_time": 3600,  # a change point missed while paused still runs
+        })
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.source.valid and self.source.policy is None:
+            return False, "no valid policy loaded"
+        if not self.reconciler.synced:
+            return False, "cluster not read yet"
+        return True, ""
+
+    def start(self) -> None:
+        self.check_policy()
+        self.scheduler.add_job(self.tick, IntervalTrigger(seconds=self.reconcile_every), args=["periodic"],
+                               id="reconcile", name="periodic reconcile")
+        self.scheduler.add_job(self.check_policy, IntervalTrigger(seconds=self.reload_every), id="policy",
+                               name="policy reload check")
+        self.scheduler.start()
+        self.soon("start")
+
+    def stop(self) -> None:
+        """Stop scheduling; let an in-flight reconcile finish its writes (never cut one in half).
+
+        Not shutdown(wait=True): a job re-arming the change point would wait on the scheduler's
+        lock while shutdown waits on the job."""
+        self._stopping = True
+        self.scheduler.shutdown(wait=False)
+        with self.reconciler.lock:
+            pass
+
+    def soon(self, why: str) -> None:
+        """A reconcile as soon as possible (coalesced with one already queued)."""
+        self.scheduler.add_job(self.tick, DateTrigger(run_date=datetime.now(timezone.utc)), args=[why],
+                               id="soon", name=f"reconcile: {why}", replace_existing=True)
+
+    def tick(self, why: str) -> None:
+        if self._stopping:
+            return
+        log.debug("reconcile (%s)", why)
+        try:
+            outcome = self.reconciler.reconcile()
+        except Exception:
+            return  # logged and counted by the reconciler; the periodic job retries
+        self.arm_change_point(outcome.plan)
+
+    def arm_change_point(self, plan) -> None:
+        if self._stopping:
+            return
+        nxt = plan.next_change if plan is not None else None
+        if nxt is None:
+            if self.scheduler.get_job("change-point"):
+                self.scheduler.remove_job("change-point")
+            return
+        # one second past the change point: plans at a boundary are exact, so be after it
+        run_at = self.clock.wall_time_of(nxt.at + timedelta(seconds=1))
+        self.scheduler.add_job(self.tick, DateTrigger(run_date=run_at), args=[f"change point: {nxt.what}"],
+                               id="change-point", name=f"change point: {nxt.what} at {nxt.at.isoformat()}",
+                               replace_existing=True)
+
+    def check_policy(self) -> None:
+        result = self.source.reload()
+        self.metrics.set_policy(self.source.policy.sha256 if self.source.policy else None, self.source.valid)
+        if result.error is not None and not result.changed:
+            self.metrics.policy_reload_errors_total.inc(0)  # keep the series present
+        if result.changed:
+            log.info("policy changed: re-planning now and re-arming change points")
+            if self.scheduler.running and not self._stopping:
+                self.soon("policy changed")
