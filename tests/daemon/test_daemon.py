@@ -126,3 +126,96 @@ def test_the_daemon_reconciles_at_a_change_point_on_a_scaled_clock(world):
         assert daemon.ready() == (True, "")
     finally:
         daemon.stop()
+
+
+def test_a_restart_in_the_middle_of_a_drain_resumes_the_same_deadline(world):
+    server, api, source, _ = world
+    wall = Wall()
+    clock = Clock(start=t("2026-01-14 23:59:59"), wall=wall)
+    reconciler(api, source, clock).reconcile()  # stage 1: LG holds 1,024 H100
+    wall.now += 2
+    first = reconciler(api, source, clock).reconcile()  # round 1: half of them drain
+    draining = first.plan.consortium("lg").draining_nodes[0]
+    deadline = server.get("nodes", draining)["metadata"]["annotations"][PREFIX + "drain-deadline"]
+    # a training job still runs there, so the drain waits for it (or its deadline)
+    from kubernetes import client
+    client.CoreV1Api(api).create_namespaced_pod("lg-exaone", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pretrain-0"},
+        "spec": {"nodeName": draining, "containers": [{"name": "trainer", "image": "nvcr.io/nvidia/nemo:25.09",
+                                                        "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}})
+    wall.now += 3600  # an hour later a new process (a restart, or the other replica) takes over
+    again = reconciler(api, source, clock).reconcile()
+    assert server.get("nodes", draining)["metadata"]["annotations"][PREFIX + "drain-deadline"] == deadline
+    assert draining not in again.plan.consortium("lg").nodes
+
+
+def test_two_daemons_at_once_only_the_lease_holder_writes(world):
+    from scheduler.daemon.leader import LeaderElector
+
+    server, api, source, _ = world
+    server.load_list({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-scheduler"}}]})
+    clock = Clock(start=t("2026-03-01 00:00"), wall=Wall())
+    electors = [LeaderElector(api, "gpu-scheduler", "gpu-scheduler-leader", name) for name in ("one", "two")]
+    writers = [Writer(api), Writer(api)]
+    daemons = [Reconciler(source, api, clock, Metrics(), w, is_leader=lambda e=e: e.leading)
+               for e, w in zip(electors, writers)]
+    for e in electors:
+        e.step()
+    for d in daemons:
+        d.reconcile()
+    assert [e.leading for e in electors] == [True, False]
+    assert sum(writers[0].counters.values()) > 0 and sum(writers[1].counters.values()) == 0
+    electors[0].stop(release=True)  # the leader shuts down: the other takes over and has nothing to fix
+    electors[1].step()
+    assert electors[1].leading
+    assert daemons[1].reconcile().writes == 0
+
+
+def test_injected_faults_still_converge_to_the_fault_free_end_state(world, tmp_path):
+    from scheduler.sandbox import Faults
+
+    server, api, source, _ = world
+    clock = Clock(start=t("2026-01-15 00:00:01"), wall=Wall())
+    clean = reconciler(api, source, clock)
+    clean.reconcile()
+    expected = {n["metadata"]["name"]: n["metadata"]["labels"].get(PREFIX + "consortium")
+                for n in server.list("nodes")}
+
+    faulty = SandboxServer(port=0, seed=7, faults=Faults(seed=7)).start()
+    try:
+        faulty.load_list(builtin_cluster(source.policy))
+        faulty.faults.add(verb="patch", resource="nodes", fraction=0.05, fault=409)
+        faulty.faults.add(verb="patch", resource="*", fraction=0.03, fault=500)
+        faulty.faults.add(verb="create", resource="*", fraction=0.03, fault=429)
+        faulty_api = connect(str(faulty.write_kubeconfig(tmp_path / "faulty")))
+        writer = Writer(faulty_api, sleep=lambda s: None)
+        r = Reconciler(source, faulty_api, clock, Metrics(), writer)
+        for _ in range(5):
+            if r.reconcile().writes == 0:
+                break
+        got = {n["metadata"]["name"]: n["metadata"]["labels"].get(PREFIX + "consortium") for n in faulty.list("nodes")}
+        assert got == expected
+        assert faulty.faults.total > 0 and sum(writer.retries.values()) > 0
+        assert not any(verb == "delete" for verb, _ in faulty.writes)
+        owners = [o for o in got.values() if o]
+        assert len(owners) == sum(1 for n in got.values() if n)  # one owner per node, by construction of labels
+        print(f"faults injected: {faulty.faults.total}, writes retried: {sum(writer.retries.values())}")
+    finally:
+        faulty.stop()
+
+
+def test_kubectl_reads_the_quota_labels(world):
+    import subprocess
+
+    from tests.sandbox.conftest import KUBECTL, INSTALL
+
+    server, api, source, folder = world
+    reconciler(api, source, Clock(start=t("2026-03-01 00:00"), wall=Wall())).reconcile()
+    if not KUBECTL.exists():
+        subprocess.run(["bash", str(INSTALL)], check=True)
+    out = subprocess.run([str(KUBECTL), "--kubeconfig", str(folder / "kubeconfig"), "get", "ns", "-L",
+                          f"{PREFIX}status,{PREFIX}quota-gpus,{PREFIX}allocated-gpus"],
+                         capture_output=True, text=True, check=True).stdout
+    row = next(line.split() for line in out.splitlines() if line.startswith("lg-exaone"))
+    assert row[-3:] == ["active", "1024", "1024"]
