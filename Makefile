@@ -17,7 +17,7 @@ setup: $(STAMP)
 ## the main job: the daemon on its embedded sandbox cluster, the real programme at a day per second
 run: $(STAMP)
 	$(BIN)/gpu-scheduler validate --policy policies
-	$(BIN)/gpu-scheduler run --policy policies --simulate --start 2025-08-03 --time-scale 86400
+	$(BIN)/gpu-scheduler run --policy policies --simulate --start 2025-08-03 --time-scale 86400 --reconcile-every 5
 
 ## the real programme replayed offline, one plan per change point (no daemon, no API)
 replay: $(STAMP)
