@@ -230,7 +230,8 @@ def cmd_run(args) -> int:
     elector = LeaderElector(api, args.lease_namespace, "gpu-scheduler-leader", f"{socket.gethostname()}-{os.getpid()}")
     reconciler = Reconciler(source, api, clock, metrics, Writer(api, dry_run=args.dry_run),
                             is_leader=lambda: elector.leading)
-    daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=args.reconcile_every)
+    daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=args.reconcile_every,
+                    namespace=args.lease_namespace)
     http = HealthServer(metrics.registry, daemon.ready, port=args.metrics_port).start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

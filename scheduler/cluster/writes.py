@@ -398,6 +398,25 @@ def event(plan: Plan, namespace: str, reason: str, message: str, *, subject: str
     return Write("events", "create", name, namespace, body, reason, reports_on=reports_on)
 
 
+def policy_invalid_event(namespace: str, digest: str, problems: list[str], at: datetime) -> Write:
+    """A Warning Event in the scheduler's own namespace when the policy on disk is invalid: the
+    operator who applied it sees why, and that the last good policy stays in force. Named by the
+    invalid files' digest, so the same bad policy is reported once, not at every reload check."""
+    stamp = at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    name = event_name(None, "PolicyInvalid", namespace, digest)
+    shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+    body: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "namespace": namespace},
+        "reason": "PolicyInvalid", "type": "Warning",
+        "message": f"policy not applied, the last good one stays in force: {shown}"[:1024],
+        "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": COMPONENT,
+        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+    }
+    return Write("events", "create", name, namespace, body, "PolicyInvalid")
+
+
 def dumps(write: Write) -> str:
     """The body as one line of JSON (dry-run logs, debugging)."""
     return json.dumps(write.body, sort_keys=True, separators=(",", ":"))

@@ -44,6 +44,11 @@ class PolicySource:
         return digest.hexdigest()
 
     @property
+    def digest(self) -> str | None:
+        """Digest of the files last looked at (valid or not)."""
+        return self._digest
+
+    @property
     def valid(self) -> bool:
         return self.error is None and self.policy is not None
 

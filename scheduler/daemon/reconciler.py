@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from scheduler.cluster.kube import Writer, read_snapshot
-from scheduler.cluster.writes import desired_writes
+from scheduler.cluster.writes import desired_writes, policy_invalid_event
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.metrics import Metrics
@@ -58,6 +58,15 @@ class Reconciler:
             self.metrics.reconcile_total.labels("success" if not outcome.failed else "error").inc()
             self.last = outcome
             return outcome
+
+    def report_invalid_policy(self, namespace: str) -> None:
+        """The leader tells operators, with an Event, that the policy on disk was not applied."""
+        error = self.source.error
+        if error is None or not self.is_leader():
+            return
+        problems = [str(issue) for issue in error.issues]
+        write = policy_invalid_event(namespace, self.source.digest or "", problems, self.clock.now())
+        self.writer.apply([write])
 
     def _reconcile(self) -> Outcome:
         policy = self.source.policy

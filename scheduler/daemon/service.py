@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 class Daemon:
     def __init__(self, reconciler: Reconciler, source: PolicySource, clock: Clock, metrics: Metrics, *,
-                 reconcile_every: float = 30.0, reload_every: float = 2.0):
+                 reconcile_every: float = 30.0, reload_every: float = 2.0, namespace: str = "gpu-scheduler"):
+        self.namespace = namespace  # where the daemon runs: its Lease and its own Events live here
         self.reconciler = reconciler
         self.source = source
         self.clock = clock
@@ -30,6 +31,7 @@ class Daemon:
         self.reconcile_every = reconcile_every
         self.reload_every = reload_every
         self._stopping = False
+        self._reported: str | None = None  # digest of the invalid policy last reported
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
             "coalesce": True,            # after a pause, one reconcile, not a burst
             "max_instances": 1,
@@ -94,8 +96,13 @@ class Daemon:
     def check_policy(self) -> None:
         result = self.source.reload()
         self.metrics.set_policy(self.source.policy.sha256 if self.source.policy else None, self.source.valid)
-        if result.error is not None and not result.changed:
-            self.metrics.policy_reload_errors_total.inc(0)  # keep the series present
+        if result.error is not None and self.source.digest != self._reported:
+            self._reported = self.source.digest
+            self.metrics.policy_reload_errors_total.inc()
+            try:
+                self.reconciler.report_invalid_policy(self.namespace)
+            except Exception:
+                log.exception("could not write the PolicyInvalid Event")
         if result.changed:
             log.info("policy changed: re-planning now and re-arming change points")
             if self.scheduler.running and not self._stopping:

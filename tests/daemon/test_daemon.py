@@ -37,6 +37,8 @@ def world(tmp_path):
     shutil.copytree(REPO / "policies", tmp_path / "policies")
     server = SandboxServer(port=0, seed=1).start()
     server.load_list(builtin_cluster(load_policy(tmp_path / "policies")))
+    server.load_list({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-scheduler"}}]})
     api = connect(str(server.write_kubeconfig(tmp_path / "kubeconfig")))
     source = PolicySource(tmp_path / "policies")
     source.reload()
@@ -105,9 +107,16 @@ def test_a_bad_policy_dropped_in_while_running_changes_nothing(world):
     before = writes(server)
     (folder / "policies" / "stages.yaml").write_text(
         (folder / "policies" / "stages.yaml").read_text().replace("lg: {B200: 512, H100: 512}", "lg: {B200: -1}"))
-    assert source.reload().error is not None
-    assert r.reconcile().writes == 0 and writes(server) == before
+    daemon = Daemon(r, source, r.clock, r.metrics)
+    daemon.check_policy()  # the reload check the daemon runs every 2 s
+    assert source.error is not None
+    assert r.reconcile().writes == 0
     assert ns_label(server, "lg-exaone", "quota-gpus") == "1024"
+    events = [e for e in server.list("events", "gpu-scheduler") if e["reason"] == "PolicyInvalid"]
+    assert len(events) == 1 and "stages.yaml:" in events[0]["message"] and events[0]["type"] == "Warning"
+    daemon.check_policy()  # the same bad policy is reported once
+    assert len([e for e in server.list("events", "gpu-scheduler") if e["reason"] == "PolicyInvalid"]) == 1
+    assert writes(server) == before + 1  # that Event is the only write
 
 
 def test_the_daemon_reconciles_at_a_change_point_on_a_scaled_clock(world):
@@ -153,8 +162,6 @@ def test_two_daemons_at_once_only_the_lease_holder_writes(world):
     from scheduler.daemon.leader import LeaderElector
 
     server, api, source, _ = world
-    server.load_list({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-scheduler"}}]})
     clock = Clock(start=t("2026-03-01 00:00"), wall=Wall())
     electors = [LeaderElector(api, "gpu-scheduler", "gpu-scheduler-leader", name) for name in ("one", "two")]
     writers = [Writer(api), Writer(api)]
