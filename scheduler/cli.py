@@ -181,7 +181,7 @@ def cmd_run(args) -> int:
     import tempfile
     import threading
 
-    from scheduler.cluster.kube import Writer, connect
+    from scheduler.cluster.kube import Watcher, Writer, connect
     from scheduler.daemon.clock import Clock
     from scheduler.daemon.http import HealthServer
     from scheduler.daemon.leader import LeaderElector
@@ -245,9 +245,13 @@ def cmd_run(args) -> int:
     elector.on_change = leadership
     elector.start()
     daemon.start()
+    # watches only wake reconciles: each reconcile still reads a fresh list, so it never acts on
+    # a cache that lags its own writes
+    watcher = Watcher(api, on_change=daemon.changed).start()
     print(f"gpu-scheduler running: metrics on :{http.port}/metrics; programme time {clock.now().isoformat()}"
           f"{' x' + str(args.time_scale) if args.time_scale != 1 else ''}", flush=True)
     stop.wait()
+    watcher.stop()
     daemon.stop()         # waits for an in-flight reconcile to finish its writes
     elector.stop(release=True)
     http.stop()

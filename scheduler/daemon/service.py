@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 class Daemon:
     def __init__(self, reconciler: Reconciler, source: PolicySource, clock: Clock, metrics: Metrics, *,
-                 reconcile_every: float = 30.0, reload_every: float = 2.0, namespace: str = "gpu-scheduler"):
+                 reconcile_every: float = 30.0, reload_every: float = 2.0, namespace: str = "gpu-scheduler",
+                 debounce: float = 2.0):
+        self.debounce = debounce
         self.namespace = namespace  # where the daemon runs: its Lease and its own Events live here
         self.reconciler = reconciler
         self.source = source
@@ -68,6 +70,16 @@ class Daemon:
         """A reconcile as soon as possible (coalesced with one already queued)."""
         self.scheduler.add_job(self.tick, DateTrigger(run_date=datetime.now(timezone.utc)), args=[why],
                                id="soon", name=f"reconcile: {why}", replace_existing=True)
+
+    def changed(self) -> None:
+        """Something the planner reads changed in the cluster (a watch event): reconcile shortly.
+        Debounced on the leading edge: the first change arms one reconcile `debounce` seconds
+        later and later changes ride along, so a burst costs one reconcile, never an endless delay."""
+        if self._stopping or not self.scheduler.running or self.scheduler.get_job("watch"):
+            return
+        run_at = datetime.now(timezone.utc) + timedelta(seconds=self.debounce)
+        self.scheduler.add_job(self.tick, DateTrigger(run_date=run_at), args=["cluster changed"], id="watch",
+                               name="reconcile after a watched change", replace_existing=True)
 
     def tick(self, why: str) -> None:
         if self._stopping:

@@ -226,3 +226,32 @@ def test_kubectl_reads_the_quota_labels(world):
                          capture_output=True, text=True, check=True).stdout
     row = next(line.split() for line in out.splitlines() if line.startswith("lg-exaone"))
     assert row[-3:] == ["active", "1024", "1024"]
+
+
+def test_a_watched_change_wakes_a_reconcile_that_reverts_drift(world):
+    from kubernetes import client
+
+    from scheduler.cluster.kube import Watcher
+
+    server, api, source, _ = world
+    metrics = Metrics()
+    clock = Clock(start=t("2026-03-01 00:00"), scale=1)
+    r = Reconciler(source, api, clock, metrics, Writer(api))
+    daemon = Daemon(r, source, clock, metrics, reconcile_every=3600, debounce=0.2)  # only watches can wake it
+    daemon.start()
+    watcher = Watcher(api, on_change=daemon.changed).start()
+    try:
+        deadline = time.monotonic() + 20
+        while ns_label(server, "lg-exaone", "quota-gpus") != "1024" and time.monotonic() < deadline:
+            server.wait_for_change(timeout=1)
+        # a consortium engineer raises their own quota label by hand
+        client.CoreV1Api(api).patch_namespace("lg-exaone", {"metadata": {"labels": {PREFIX + "quota-gpus": "4096"}}})
+        deadline = time.monotonic() + 20
+        while ns_label(server, "lg-exaone", "quota-gpus") != "1024" and time.monotonic() < deadline:
+            server.wait_for_change(timeout=1)
+        assert ns_label(server, "lg-exaone", "quota-gpus") == "1024"
+        with r.lock:  # the reconcile that wrote it counts it once its writes return
+            assert metrics.drift_reverted_total.labels("namespace")._value.get() == 1
+    finally:
+        watcher.stop()
+        daemon.stop()
