@@ -228,8 +228,10 @@ def cmd_run(args) -> int:
     api = connect(kubeconfig, args.in_cluster)
     metrics = Metrics()
     elector = LeaderElector(api, args.lease_namespace, "gpu-scheduler-leader", f"{socket.gethostname()}-{os.getpid()}")
+    # a dry run never campaigns for the Lease: it must not take leadership from the real daemon,
+    # and it logs every write it would make as if it led
     reconciler = Reconciler(source, api, clock, metrics, Writer(api, dry_run=args.dry_run),
-                            is_leader=lambda: elector.leading)
+                            is_leader=(lambda: True) if args.dry_run else (lambda: elector.leading))
     daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=args.reconcile_every,
                     namespace=args.lease_namespace)
     http = HealthServer(metrics.registry, daemon.ready, port=args.metrics_port).start()
@@ -243,7 +245,8 @@ def cmd_run(args) -> int:
             daemon.soon("became leader")
 
     elector.on_change = leadership
-    elector.start()
+    if not args.dry_run:
+        elector.start()
     daemon.start()
     # watches only wake reconciles: each reconcile still reads a fresh list, so it never acts on
     # a cache that lags its own writes

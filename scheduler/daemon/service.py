@@ -68,8 +68,10 @@ class Daemon:
 
     def soon(self, why: str) -> None:
         """A reconcile as soon as possible (coalesced with one already queued)."""
+        # max_instances=2: a request made while one runs is queued behind it (the reconciler's
+        # lock serialises them), not dropped
         self.scheduler.add_job(self.tick, DateTrigger(run_date=datetime.now(timezone.utc)), args=[why],
-                               id="soon", name=f"reconcile: {why}", replace_existing=True)
+                               id="soon", name=f"reconcile: {why}", replace_existing=True, max_instances=2)
 
     def changed(self) -> None:
         """Something the planner reads changed in the cluster (a watch event): reconcile shortly.
@@ -79,7 +81,7 @@ class Daemon:
             return
         run_at = datetime.now(timezone.utc) + timedelta(seconds=self.debounce)
         self.scheduler.add_job(self.tick, DateTrigger(run_date=run_at), args=["cluster changed"], id="watch",
-                               name="reconcile after a watched change", replace_existing=True)
+                               name="reconcile after a watched change", replace_existing=True, max_instances=2)
 
     def tick(self, why: str) -> None:
         if self._stopping:
@@ -103,7 +105,7 @@ class Daemon:
         run_at = self.clock.wall_time_of(nxt.at + timedelta(seconds=1))
         self.scheduler.add_job(self.tick, DateTrigger(run_date=run_at), args=[f"change point: {nxt.what}"],
                                id="change-point", name=f"change point: {nxt.what} at {nxt.at.isoformat()}",
-                               replace_existing=True)
+                               replace_existing=True, max_instances=2)
 
     def check_policy(self) -> None:
         result = self.source.reload()
