@@ -42,22 +42,35 @@ def _load(args):
 
 
 def _snapshot(args, policy):
-    from scheduler.cluster import SnapshotError, decode_snapshot, decode_snapshot_file
+    """The cluster to plan on: a file, a live cluster, or (neither given) one sized from the policy."""
+    from scheduler.cluster import decode_snapshot
     from scheduler.cluster.synthetic import builtin_cluster, dumps
 
-    if getattr(args, "kubeconfig", None) or getattr(args, "in_cluster", False):
-        print("reading a live cluster comes with the daemon; for now give --cluster FILE, made with\n"
-              "  kubectl get nodes,namespaces,resourcequotas,pods -A -o json > cluster.json", file=sys.stderr)
-        return None
-    if not args.cluster or args.cluster == "builtin":
+    live = getattr(args, "kubeconfig", None) or getattr(args, "in_cluster", False)
+    if args.cluster == "builtin" or not (args.cluster or live):
         return decode_snapshot(dumps(builtin_cluster(policy)))
+    return _read_cluster(args)
+
+
+def _read_cluster(args):
+    """A `kubectl get ... -o json` file (or '-' for stdin), else the live cluster; None after
+    saying why on stderr."""
+    from scheduler.cluster import SnapshotError, decode_snapshot, decode_snapshot_file
+
+    if args.cluster:
+        try:
+            return decode_snapshot(sys.stdin.buffer.read()) if args.cluster == "-" else decode_snapshot_file(args.cluster)
+        except (OSError, SnapshotError) as err:
+            print(f"{args.cluster}: {err}", file=sys.stderr)
+            return None
+    from scheduler.cluster.kube import connect, read_snapshot
+
     try:
-        if args.cluster == "-":
-            return decode_snapshot(sys.stdin.buffer.read())
-        return decode_snapshot_file(args.cluster)
-    except (OSError, SnapshotError) as err:
-        print(f"{args.cluster}: {err}", file=sys.stderr)
+        snapshot, _ = read_snapshot(connect(args.kubeconfig, args.in_cluster))
+    except Exception as err:  # connection or credentials: say so, no traceback
+        print(f"cannot read the cluster: {err}", file=sys.stderr)
         return None
+    return snapshot
 
 
 def cmd_validate(args) -> int:
@@ -112,7 +125,7 @@ def cmd_status(args) -> int:
     and the allocation annotation the scheduler wrote on the namespaces."""
     from scheduler.render import status_table
 
-    snapshot = _cluster_only(args)
+    snapshot = _read_cluster(args)
     if snapshot is None:
         return 2
     rows = status_rows(snapshot, args.consortium)
@@ -146,28 +159,6 @@ def status_rows(snapshot, only: str | None = None) -> list[dict]:
             "next_change": nxt.get("what", ""), "next_change_at": nxt.get("at", ""),
         })
     return rows
-
-
-def _cluster_only(args):
-    from scheduler.cluster import SnapshotError, decode_snapshot, decode_snapshot_file
-
-    if args.cluster:
-        try:
-            return decode_snapshot(sys.stdin.buffer.read()) if args.cluster == "-" else decode_snapshot_file(args.cluster)
-        except (OSError, SnapshotError) as err:
-            print(f"{args.cluster}: {err}", file=sys.stderr)
-            return None
-    try:
-        from scheduler.cluster.kube import connect, read_snapshot
-    except ImportError:
-        print("reading a live cluster needs the daemon's Kubernetes reader; give --cluster FILE", file=sys.stderr)
-        return None
-    try:
-        snapshot, _ = read_snapshot(connect(args.kubeconfig, args.in_cluster))
-    except Exception as err:  # connection or auth problems: say so, no traceback
-        print(f"cannot read the cluster: {err}", file=sys.stderr)
-        return None
-    return snapshot
 
 
 def cmd_run(args) -> int:

@@ -83,9 +83,22 @@ def test_a_bad_policy_stops_plan_with_the_errors(capsys, tmp_path, cluster_file)
     assert code == 1 and "p.yaml:" in err
 
 
-def test_a_live_cluster_is_not_read_by_the_offline_plan_yet(capsys):
-    code, _, err = run(capsys, "plan", "--kubeconfig", "/nonexistent", "--at", "2026-03-01")
-    assert code == 2 and "kubectl get nodes,namespaces,resourcequotas,pods -A -o json" in err
+def test_plan_and_status_read_a_live_cluster_over_the_api(capsys, tmp_path, cluster_file):
+    from scheduler.sandbox import SandboxServer
+
+    with SandboxServer(port=0) as server:
+        server.load_list(open(cluster_file, "rb").read())
+        kubeconfig = str(server.write_kubeconfig(tmp_path / "kubeconfig"))
+        code, live, _ = run(capsys, "plan", "--kubeconfig", kubeconfig, "--at", "2026-03-01", "-o", "json")
+        _, offline, _ = run(capsys, "plan", "--cluster", cluster_file, "--at", "2026-03-01", "-o", "json")
+        assert code == 0 and json.loads(live) == json.loads(offline)
+        code, out, _ = run(capsys, "status", "--kubeconfig", kubeconfig, "-o", "json")
+        assert code == 0 and json.loads(out) == []  # nothing written yet: no namespace carries our labels
+
+
+def test_an_unreachable_cluster_is_a_clear_error(capsys, tmp_path):
+    code, _, err = run(capsys, "plan", "--kubeconfig", str(tmp_path / "missing"), "--at", "2026-03-01")
+    assert code == 2 and "cannot read the cluster" in err
 
 
 def test_simulate_prints_one_plan_per_change_point(capsys, cluster_file):
