@@ -151,10 +151,15 @@ class Writer:
         self.sleep = sleep
         self.timeout = request_timeout
 
-    def apply(self, writes: Iterable[Write]) -> WriteReport:
+    def apply(self, writes: Iterable[Write], still_allowed: Callable[[], bool] = lambda: True) -> WriteReport:
+        """Perform the writes in order. `still_allowed` is asked before each one: a replica that
+        loses the Lease part-way through a long batch stops writing at once (the rest is skipped)."""
         report = WriteReport()
         failed_keys: set[str] = set()
         for w in writes:
+            if not self.dry and not still_allowed():
+                report.skipped.append((w, "no longer the leader"))
+                continue
             if self.dry:
                 log.info("dry-run: would %s %s %s: %s", w.verb, w.resource,
                          f"{w.namespace}/{w.name}" if w.namespace else w.name, dumps(w))

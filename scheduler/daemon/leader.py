@@ -38,6 +38,7 @@ class LeaderElector:
     renew_deadline: float = 10.0
     retry_period: float = 2.0
     on_change: Callable[[bool], None] = lambda leading: None
+    request_timeout: float = 5.0  # a hung call must not freeze `leading` past the renew deadline
     monotonic: Callable[[], float] = time.monotonic
     _leading: bool = False
     _seen: tuple[str, str] | None = None           # (holder, renewTime) last observed
@@ -62,7 +63,7 @@ class LeaderElector:
         coord = client.CoordinationV1Api(self.api)
         now = _now()
         try:
-            lease = coord.read_namespaced_lease(self.name, self.namespace)
+            lease = coord.read_namespaced_lease(self.name, self.namespace, _request_timeout=self.request_timeout)
         except ApiException as err:
             if err.status != 404:
                 raise
@@ -71,7 +72,7 @@ class LeaderElector:
                                                           lease_duration_seconds=int(self.lease_duration),
                                                           acquire_time=now, renew_time=now, lease_transitions=0))
             try:
-                coord.create_namespaced_lease(self.namespace, body)
+                coord.create_namespaced_lease(self.namespace, body, _request_timeout=self.request_timeout)
             except ApiException as err2:
                 if err2.status == 409:
                     return False  # someone else created it first
@@ -94,7 +95,8 @@ class LeaderElector:
         spec.lease_duration_seconds = int(self.lease_duration)
         spec.renew_time = now
         try:
-            coord.replace_namespaced_lease(self.name, self.namespace, lease)  # 409 if someone won the race
+            coord.replace_namespaced_lease(self.name, self.namespace, lease,  # 409 if someone won the race
+                                           _request_timeout=self.request_timeout)
         except ApiException as err:
             if err.status == 409:
                 return False

@@ -41,6 +41,7 @@ class Reconciler:
     is_leader: Callable[[], bool] = lambda: True
     last: Outcome | None = None
     synced: bool = False
+    last_read: float | None = None  # monotonic time of the last successful cluster read
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reconcile(self) -> Outcome:
@@ -74,6 +75,7 @@ class Reconciler:
             return Outcome(None, skipped="no valid policy loaded yet")
         snapshot, _ = read_snapshot(self.api)
         self.synced = True
+        self.last_read = time.monotonic()
         at = self.clock.now()
         result = plan(policy, snapshot, at)
         self.metrics.observe_plan(result)
@@ -82,7 +84,7 @@ class Reconciler:
         writes = desired_writes(result, snapshot, policy)
         if not writes:
             return Outcome(result)
-        report = self.writer.apply(writes)
+        report = self.writer.apply(writes, still_allowed=self.is_leader)
         for (resource, verb), n in report.writes.items():
             self.metrics.api_writes_total.labels(resource, verb).inc(n)
         for w in report.done:

@@ -6,6 +6,7 @@ instant the programme's clock reaches the change point."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -45,6 +46,9 @@ class Daemon:
             return False, "no valid policy loaded"
         if not self.reconciler.synced:
             return False, "cluster not read yet"
+        last = self.reconciler.last_read
+        if last is not None and time.monotonic() - last > 3 * self.reconcile_every + 30:
+            return False, f"cluster not read for {time.monotonic() - last:.0f}s (API unreachable?)"
         return True, ""
 
     def start(self) -> None:

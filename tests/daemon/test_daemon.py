@@ -255,3 +255,26 @@ def test_a_watched_change_wakes_a_reconcile_that_reverts_drift(world):
     finally:
         watcher.stop()
         daemon.stop()
+
+
+def test_a_leader_that_loses_the_lease_mid_batch_stops_writing_at_once(world):
+    server, api, source, _ = world
+    answers = iter([True] + [True] * 100 + [False] * 100000)  # leads for the plan and 100 writes, then loses it
+    r = Reconciler(source, api, Clock(start=t("2026-03-01 00:00"), wall=Wall()), Metrics(), Writer(api),
+                   is_leader=lambda: next(answers))
+    before = writes(server)
+    outcome = r.reconcile()
+    assert outcome.writes == 100 and writes(server) - before == 100
+
+
+def test_readyz_turns_unready_when_the_cluster_cannot_be_read_any_more(world):
+    server, api, source, _ = world
+    metrics = Metrics()
+    r = reconciler(api, source, Clock(start=t("2026-03-01 00:00"), wall=Wall()))
+    daemon = Daemon(r, source, r.clock, metrics, reconcile_every=30)
+    assert daemon.ready() == (False, "cluster not read yet")
+    r.reconcile()
+    assert daemon.ready() == (True, "")
+    r.last_read -= 200  # no successful read for 200 s: three periods and more
+    ready, why = daemon.ready()
+    assert not ready and "not read for" in why
