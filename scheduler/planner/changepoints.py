@@ -9,23 +9,8 @@ from datetime import datetime
 from scheduler.cluster import Snapshot
 from scheduler.planner.model import ChangePoint
 from scheduler.planner.nodes import lease_drain_start
-from scheduler.planner.statuses import Elimination, linear_steps
+from scheduler.planner.statuses import eliminations, linear_steps
 from scheduler.policy import Policy
-
-
-def eliminations(policy: Policy) -> list[tuple[str, Elimination]]:
-    """Every elimination the decided stages imply, in order."""
-    out: list[tuple[str, Elimination]] = []
-    previous = None
-    for stage in policy.decided_stages():
-        listed = {e.consortium for e in stage.spec.eligibility()}
-        if previous is not None:
-            before = {e.consortium for e in previous.spec.eligibility()}
-            for name in sorted(before - listed):
-                out.append((name, Elimination(stage.metadata.name, stage.spec.start,
-                                              dict(previous.spec.quotas.get(name, {})), policy.stage_wind_down(stage))))
-        previous = stage
-    return out
 
 
 def _granule(policy: Policy, model: str) -> int:

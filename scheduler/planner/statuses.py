@@ -67,22 +67,28 @@ def stage_in_force(policy: Policy, at: datetime) -> StageInForce:
     return StageInForce(decided, pending, wd)
 
 
-def standings(policy: Policy, at: datetime) -> dict[str, Standing]:
-    """Status of every consortium at `at`, walking the decided stages in order."""
-    decided = [s for s in policy.decided_stages() if s.spec.start <= at]
-    eliminations: dict[str, Elimination] = {}
+def eliminations(policy: Policy) -> list[tuple[str, Elimination]]:
+    """Every elimination the decided stages imply, in order: a consortium eligible in one decided
+    stage and not in the next is cut at the next one's start."""
+    out: list[tuple[str, Elimination]] = []
     previous: Stage | None = None
-    for stage in decided:
+    for stage in policy.decided_stages():
         listed = {e.consortium for e in stage.spec.eligibility()}
         if previous is not None:
             before = {e.consortium for e in previous.spec.eligibility()}
             for name in sorted(before - listed):
-                eliminations[name] = Elimination(
-                    stage=stage.metadata.name, at=stage.spec.start,
-                    base=dict(previous.spec.quotas.get(name, {})), wind_down=policy.stage_wind_down(stage))
-        for name in listed:
-            eliminations.pop(name, None)  # re-admitted
+                out.append((name, Elimination(stage.metadata.name, stage.spec.start,
+                                              dict(previous.spec.quotas.get(name, {})), policy.stage_wind_down(stage))))
         previous = stage
+    return out
+
+
+def standings(policy: Policy, at: datetime) -> dict[str, Standing]:
+    """Status of every consortium at `at`. A consortium listed in the stage in force is active (or
+    pending); otherwise its latest elimination up to `at` decides (a re-admitted team cut again has
+    a later one); never listed and never cut means ineligible."""
+    decided = [s for s in policy.decided_stages() if s.spec.start <= at]
+    cut: dict[str, Elimination] = {name: elim for name, elim in eliminations(policy) if elim.at <= at}
 
     out: dict[str, Standing] = {}
     current = decided[-1] if decided else None
@@ -94,8 +100,8 @@ def standings(policy: Policy, at: datetime) -> dict[str, Standing]:
                 out[c.name] = Standing(PENDING, dict(current.spec.quotas.get(c.name, {})), eligible_from=entry.from_)
             else:
                 out[c.name] = Standing(ACTIVE, dict(current.spec.quotas.get(c.name, {})), eligible_from=entry.from_)
-        elif c.name in eliminations:
-            elim = eliminations[c.name]
+        elif c.name in cut:
+            elim = cut[c.name]
             status = WINDING_DOWN if at < elim.grace_end else ELIMINATED
             out[c.name] = Standing(status, {}, elimination=elim)
         else:
