@@ -9,3 +9,26 @@ settings.register_profile("ci", max_examples=100, deadline=None, derandomize=Tru
 settings.register_profile("dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("hunt", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import pytest  # noqa: E402
+
+from tests.realtools import tool  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def helm():
+    """The real helm v4 binary (tests/tools/install.sh)."""
+    return tool("helm")
+
+
+@pytest.fixture(scope="session")
+def promtool():
+    """The real promtool 2.42, unpacked from Debian's prometheus package (tests/tools/install.sh)."""
+    return tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_server_binary():
+    """The real Prometheus 2.42 server binary (tests/tools/install.sh)."""
+    return tool("prometheus")

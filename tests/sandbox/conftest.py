@@ -12,10 +12,9 @@ import pytest
 from kubernetes import client, config
 
 from scheduler.sandbox import SandboxServer
+from tests.realtools import tool
 
 REPO = Path(__file__).resolve().parents[2]
-KUBECTL = REPO / ".tools" / "bin" / "kubectl"
-INSTALL = REPO / "tests" / "tools" / "install.sh"
 CONSORTIUM = "gpu-scheduler.sovereign-ai.kr/consortium"
 
 
@@ -53,13 +52,7 @@ def core(api: client.ApiClient) -> client.CoreV1Api:
 @pytest.fixture(scope="session")
 def kubectl() -> Path:
     """The real kubectl v1.35, installed by tests/tools/install.sh when missing."""
-    ok = KUBECTL.exists() and subprocess.run([str(KUBECTL), "version", "--client"],
-                                             capture_output=True).returncode == 0
-    if not ok:
-        done = subprocess.run(["bash", str(INSTALL)], capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            pytest.fail(f"cannot install kubectl with {INSTALL}:\n{done.stdout}\n{done.stderr}")
-    return KUBECTL
+    return tool("kubectl")
 
 
 # -- builders ------------------------------------------------------------------------------------
