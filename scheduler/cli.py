@@ -9,11 +9,20 @@ import sys
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from scheduler import __version__
+from scheduler import DOMAIN, __version__
 from scheduler.policy import PolicyError, load_policy
 from scheduler.policy.types import parse_duration, parse_instant
 
 DEFAULT_POLICY = "policies"
+
+
+def _prefix(text: str) -> str:
+    """A label-key prefix is a DNS subdomain (Kubernetes rejects anything else in a key)."""
+    import re
+
+    if len(text) > 253 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a DNS subdomain (like example.com)")
+    return text
 
 
 def _instant(text: str, policy) -> datetime:
@@ -24,6 +33,13 @@ def _instant(text: str, policy) -> datetime:
 
 def _now(policy) -> datetime:
     return datetime.now(policy.timezone)
+
+
+def _keys(args):
+    """The label/annotation/taint keys under the configured prefix (DESIGN section 5)."""
+    from scheduler.cluster import Keys
+
+    return Keys(args.label_prefix)
 
 
 def _output(args) -> str:
@@ -48,7 +64,7 @@ def _snapshot(args, policy):
 
     live = getattr(args, "kubeconfig", None) or getattr(args, "in_cluster", False)
     if args.cluster == "builtin" or not (args.cluster or live):
-        return decode_snapshot(dumps(builtin_cluster(policy)))
+        return decode_snapshot(dumps(builtin_cluster(policy)), _keys(args))
     return _read_cluster(args)
 
 
@@ -59,14 +75,16 @@ def _read_cluster(args):
 
     if args.cluster:
         try:
-            return decode_snapshot(sys.stdin.buffer.read()) if args.cluster == "-" else decode_snapshot_file(args.cluster)
+            keys = _keys(args)
+            return (decode_snapshot(sys.stdin.buffer.read(), keys) if args.cluster == "-"
+                    else decode_snapshot_file(args.cluster, keys))
         except (OSError, SnapshotError) as err:
             print(f"{args.cluster}: {err}", file=sys.stderr)
             return None
     from scheduler.cluster.kube import connect, read_snapshot
 
     try:
-        snapshot, _ = read_snapshot(connect(args.kubeconfig, args.in_cluster))
+        snapshot, _ = read_snapshot(connect(args.kubeconfig, args.in_cluster), _keys(args))
     except Exception as err:  # connection or credentials: say so, no traceback
         print(f"cannot read the cluster: {err}", file=sys.stderr)
         return None
@@ -93,7 +111,7 @@ def cmd_plan(args) -> int:
     if snapshot is None:
         return 2
     at = _instant(args.at, policy) if args.at else _now(policy)
-    result = plan(policy, snapshot, at)
+    result = plan(policy, snapshot, at, _keys(args))
     print(plan_table(result) if _output(args) == "table" else plan_json(result))
     return 0
 
@@ -128,7 +146,7 @@ def cmd_status(args) -> int:
     snapshot = _read_cluster(args)
     if snapshot is None:
         return 2
-    rows = status_rows(snapshot, args.consortium)
+    rows = status_rows(snapshot, args.consortium, _keys(args))
     if _output(args) == "json":
         print(json.dumps(rows, indent=2))
     else:
@@ -136,23 +154,24 @@ def cmd_status(args) -> int:
     return 0
 
 
-def status_rows(snapshot, only: str | None = None) -> list[dict]:
+def status_rows(snapshot, only: str | None = None, keys=None) -> list[dict]:
     from scheduler.cluster import KEYS
 
+    keys = keys or KEYS
     rows = []
     for ns in sorted(snapshot.namespaces.values(), key=lambda n: n.name):
-        consortium = ns.labels.get(KEYS.consortium)
+        consortium = ns.labels.get(keys.consortium)
         if not consortium or (only and consortium != only):
             continue
         try:
-            allocation = json.loads(ns.annotations.get(KEYS.allocation, "{}"))
+            allocation = json.loads(ns.annotations.get(keys.allocation, "{}"))
         except ValueError:
             allocation = {}
         nxt = allocation.get("next_change") or {}
         rows.append({
-            "namespace": ns.name, "consortium": consortium, "status": ns.labels.get(KEYS.status, ""),
-            "stage": ns.labels.get(KEYS.stage, ""), "quota_gpus": ns.labels.get(KEYS.quota_gpus, ""),
-            "allocated_gpus": ns.labels.get(KEYS.allocated_gpus, ""),
+            "namespace": ns.name, "consortium": consortium, "status": ns.labels.get(keys.status, ""),
+            "stage": ns.labels.get(keys.stage, ""), "quota_gpus": ns.labels.get(keys.quota_gpus, ""),
+            "allocated_gpus": ns.labels.get(keys.allocated_gpus, ""),
             "resource_quota": snapshot.quotas.get(ns.name, ""),
             "target": allocation.get("target", {}), "allocated": allocation.get("allocated", {}),
             "shortfall": allocation.get("shortfall", {}), "draining_nodes": allocation.get("draining_nodes", 0),
@@ -206,12 +225,13 @@ def cmd_run(args) -> int:
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.lease_namespace}}]})
         folder = tempfile.mkdtemp(prefix="gpu-scheduler-")
         kubeconfig = str(sandbox.write_kubeconfig(f"{folder}/kubeconfig"))
-        labels = ",".join(f"gpu-scheduler.sovereign-ai.kr/{k}" for k in ("status", "stage", "quota-gpus", "allocated-gpus"))
+        keys = _keys(args)
+        labels = ",".join((keys.status, keys.stage, keys.quota_gpus, keys.allocated_gpus))
+        prefix = "" if args.label_prefix == DOMAIN else f" --label-prefix {args.label_prefix}"
         print(f"sandbox API on {sandbox.url}; follow the programme with:\n"
               f"  kubectl --kubeconfig {kubeconfig} get ns -L {labels}\n"
-              f"  kubectl --kubeconfig {kubeconfig} get nodes -L gpu-scheduler.sovereign-ai.kr/consortium,"
-              f"gpu-scheduler.sovereign-ai.kr/node-state\n"
-              f"  gpu-scheduler status --kubeconfig {kubeconfig}", flush=True)
+              f"  kubectl --kubeconfig {kubeconfig} get nodes -L {keys.consortium},{keys.node_state}\n"
+              f"  gpu-scheduler status --kubeconfig {kubeconfig}{prefix}", flush=True)
     start = _instant(args.start, policy) if args.start else None
     if args.time_scale != 1 and start is None:
         start = _now(policy)
@@ -222,7 +242,8 @@ def cmd_run(args) -> int:
     # a dry run never campaigns for the Lease: it must not take leadership from the real daemon,
     # and it logs every write it would make as if it led
     reconciler = Reconciler(source, api, clock, metrics, Writer(api, dry_run=args.dry_run),
-                            is_leader=(lambda: True) if args.dry_run else (lambda: elector.leading))
+                            is_leader=(lambda: True) if args.dry_run else (lambda: elector.leading),
+                            keys=_keys(args))
     daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=args.reconcile_every,
                     namespace=args.lease_namespace)
     http = HealthServer(metrics.registry, daemon.ready, port=args.metrics_port).start()
@@ -241,7 +262,7 @@ def cmd_run(args) -> int:
     daemon.start()
     # watches only wake reconciles: each reconcile still reads a fresh list, so it never acts on
     # a cache that lags its own writes
-    watcher = Watcher(api, on_change=daemon.changed).start()
+    watcher = Watcher(api, _keys(args), on_change=daemon.changed).start()
     print(f"gpu-scheduler running: metrics on :{http.port}/metrics; programme time {clock.now().isoformat()}"
           f"{' x' + str(args.time_scale) if args.time_scale != 1 else ''}", flush=True)
     stop.wait()
@@ -282,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     def with_policy(p):
         p.add_argument("--policy", default=DEFAULT_POLICY, help="policy folder or file (default: policies)")
 
+    def with_prefix(p):
+        p.add_argument("--label-prefix", default=DOMAIN, type=_prefix, metavar="PREFIX",
+                       help=f"prefix of every label, annotation and taint key (default: {DOMAIN})")
+
     def with_output(p):
         p.add_argument("-o", "--output", choices=["table", "json"], help="default: table on a terminal, else json")
 
@@ -297,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--kubeconfig")
     src.add_argument("--in-cluster", action="store_true")
     p.add_argument("--at", help="instant to plan for (default: now); naive times are in the programme's timezone")
+    with_prefix(p)
     with_output(p)
     p.set_defaults(func=cmd_plan)
 
@@ -306,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_", help="start (default: a day before the first stage)")
     p.add_argument("--to", help="end (default: a year after --from)")
     p.add_argument("--step", help="also plan every STEP (e.g. 1d), besides the change points")
+    with_prefix(p)
     with_output(p)
     p.set_defaults(func=cmd_simulate)
 
@@ -322,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", help="programme time to start from (with --time-scale)")
     p.add_argument("--reconcile-every", type=float, default=30.0, help="seconds between periodic reconciles")
     p.add_argument("--lease-namespace", default="gpu-scheduler")
+    with_prefix(p)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_run)
 
@@ -331,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--kubeconfig")
     src.add_argument("--in-cluster", action="store_true")
     p.add_argument("--consortium", help="only this consortium")
+    with_prefix(p)
     with_output(p)
     p.set_defaults(func=cmd_status)
 

@@ -27,8 +27,15 @@ class _PlanCollector:
                                         labels=["consortium", "gpu_model", "stage"]),
             "allocated": GaugeMetricFamily(f"{PREFIX}_allocated_gpus", "Healthy GPUs on the consortium's assigned, non-draining nodes",
                                            labels=["consortium", "gpu_model", "stage"]),
+            "used": GaugeMetricFamily(f"{PREFIX}_used_gpus", "GPUs requested by unfinished pods on the consortium's nodes",
+                                      labels=["consortium", "gpu_model", "stage"]),
             "draining": GaugeMetricFamily(f"{PREFIX}_draining_nodes", "Nodes being drained away from the consortium",
                                           labels=["consortium"]),
+            "deadline": GaugeMetricFamily(f"{PREFIX}_drain_deadline_timestamp_seconds",
+                                          "When a draining node's remaining GPU pods are evicted",
+                                          labels=["consortium", "node"]),
+            "stale": GaugeMetricFamily(f"{PREFIX}_telemetry_stale_nodes",
+                                       "Nodes whose agent telemetry is too old to use (their allocatable GPUs count)"),
             "status": GaugeMetricFamily(f"{PREFIX}_consortium_status", "1 for the consortium's current status",
                                         labels=["consortium", "status"]),
             "capacity": GaugeMetricFamily(f"{PREFIX}_pool_capacity_gpus", "Allocatable GPUs of the pool's nodes",
@@ -46,11 +53,12 @@ class _PlanCollector:
         if plan is not None:
             stage = plan.stage or "none"
             for c in plan.consortia:
-                models = sorted(set(c.quota) | set(c.target) | set(c.allocated))
+                models = sorted(set(c.quota) | set(c.target) | set(c.allocated) | set(c.used))
                 for m in models:
                     fams["quota"].add_metric([c.name, m, stage], c.quota.get(m, 0))
                     fams["target"].add_metric([c.name, m, stage], c.target.get(m, 0))
                     fams["allocated"].add_metric([c.name, m, stage], c.allocated.get(m, 0))
+                    fams["used"].add_metric([c.name, m, stage], c.used.get(m, 0))
                 fams["draining"].add_metric([c.name], len(c.draining_nodes))
                 for s in STATUSES:
                     fams["status"].add_metric([c.name, s], 1 if c.status == s else 0)
@@ -58,6 +66,10 @@ class _PlanCollector:
                 fams["capacity"].add_metric([p.name, p.gpu_model], p.capacity_gpus)
                 fams["healthy"].add_metric([p.name, p.gpu_model], p.healthy_gpus)
                 fams["free"].add_metric([p.name, p.gpu_model], p.free_gpus)
+            for name, intent in sorted(plan.node_intents.items()):
+                if intent.drain_deadline is not None and intent.owner:
+                    fams["deadline"].add_metric([intent.owner, name], intent.drain_deadline.timestamp())
+            fams["stale"].add_metric([], plan.telemetry_stale_nodes)
             fams["stage"].add_metric([stage], 1)
             fams["pending"].add_metric([plan.pending_stage or ""], 1 if plan.decision_pending else 0)
             if plan.next_change is not None:
@@ -73,6 +85,12 @@ class Metrics:
                                             registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
         self.reconcile_total = Counter(f"{PREFIX}_reconcile_total", "Reconciles by result", ["result"], registry=r)
         self.api_writes_total = Counter(f"{PREFIX}_api_writes_total", "Kubernetes API writes", ["resource", "verb"], registry=r)
+        self.api_write_retries_total = Counter(f"{PREFIX}_api_write_retries_total",
+                                               "Writes sent again after a conflict, throttling, a server error or a timeout",
+                                               ["resource", "verb"], registry=r)
+        self.last_success = Gauge(f"{PREFIX}_last_successful_reconcile_timestamp_seconds",
+                                  "Wall-clock time of the last reconcile that read, planned and wrote without error",
+                                  registry=r)
         self.drift_reverted_total = Counter(f"{PREFIX}_drift_reverted_total", "Managed fields edited by someone else and put back",
                                             ["kind"], registry=r)
         self.policy_valid = Gauge(f"{PREFIX}_policy_valid", "1 when the policy on disk is valid", registry=r)
@@ -80,8 +98,6 @@ class Metrics:
         self.policy_reload_errors_total = Counter(f"{PREFIX}_policy_reload_errors_total", "Invalid policies seen on disk",
                                                   registry=r)
         self.leader = Gauge(f"{PREFIX}_leader", "1 while this replica holds the leader Lease", registry=r)
-        self.telemetry_stale_nodes = Gauge(f"{PREFIX}_telemetry_stale_nodes", "Nodes whose agent telemetry is too old to use",
-                                           registry=r)
         self._plans = _PlanCollector()
         r.register(self._plans)
         for result in ("success", "error"):

@@ -17,6 +17,12 @@ from tests.realtools import tool  # noqa: E402
 
 
 @pytest.fixture(scope="session")
+def kubectl():
+    """The real kubectl v1.35 (tests/tools/install.sh)."""
+    return tool("kubectl")
+
+
+@pytest.fixture(scope="session")
 def helm():
     """The real helm v4 binary (tests/tools/install.sh)."""
     return tool("helm")

@@ -16,6 +16,7 @@ import msgspec
 
 from scheduler.cluster.labels import GPU_RESOURCE, KEYS, RESOURCE_QUOTA_NAME, Keys
 from scheduler.cluster.snapshot import GpuPod, Namespace, Node, Snapshot, Taint
+from scheduler.telemetry.report import decode as decode_report
 
 
 class _Meta(msgspec.Struct, frozen=True):
@@ -174,7 +175,21 @@ def node_from(item: _Item, keys: Keys = KEYS) -> Node:
         drain_deadline=_time(ann.get(keys.drain_deadline)),
         taints=tuple(Taint(t.key, t.value, t.effect) for t in item.spec.taints),
         annotations=MappingProxyType(ann),
+        **_telemetry(ann.get(keys.telemetry)),
     )
+
+
+def _telemetry(text: str | None) -> dict:
+    """The agent's report as Node fields; a malformed one is no telemetry (the node keeps its
+    allocatable GPUs) rather than a failed snapshot."""
+    if not text:
+        return {}
+    try:
+        report = decode_report(text)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return {}
+    return {"healthy_gpus": report.healthy_gpus, "utilization": report.utilization,
+            "telemetry_at": report.timestamp}
 
 
 def gpu_pod_from(item: _Item) -> GpuPod | None:

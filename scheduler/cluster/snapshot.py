@@ -7,7 +7,7 @@ and the tests all run the same code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Mapping
 
@@ -34,8 +34,9 @@ class Node:
     drain_deadline: datetime | None = None
     taints: tuple[Taint, ...] = ()
     annotations: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # only the ones under our prefix
-    healthy_gpus: int | None = None     # from fresh agent telemetry; None = no fresh telemetry
+    healthy_gpus: int | None = None     # from agent telemetry; None = none, or too old (see fresh())
     utilization: float | None = None    # 0..1, from agent telemetry
+    telemetry_at: datetime | None = None  # when the agent read NVML
 
     @property
     def gpus(self) -> int:
@@ -47,6 +48,12 @@ class Node:
     @property
     def draining(self) -> bool:
         return self.drain_deadline is not None or self.state == "draining"
+
+    def telemetry_stale(self, at: datetime, stale_after: timedelta) -> bool:
+        return self.telemetry_at is not None and at - self.telemetry_at > stale_after
+
+    def without_telemetry(self) -> "Node":
+        return replace(self, healthy_gpus=None, utilization=None, telemetry_at=None)
 
     def with_(self, **changes) -> "Node":
         return replace(self, **changes)
@@ -83,6 +90,17 @@ class Snapshot:
             if pod.node:
                 out.setdefault(pod.node, []).append(pod)
         return out
+
+    def fresh(self, at: datetime, stale_after: timedelta) -> tuple["Snapshot", int]:
+        """This snapshot with telemetry older than `stale_after` dropped, and how many nodes had
+        it. Stale telemetry is ignored (the node counts its allocatable GPUs), never read as zero
+        GPUs: a dead agent must not look like a dead node."""
+        stale = [n for n in self.nodes if n.telemetry_stale(at, stale_after)]
+        if not stale:
+            return self, 0
+        names = {n.name for n in stale}
+        nodes = tuple(n.without_telemetry() if n.name in names else n for n in self.nodes)
+        return replace(self, nodes=nodes), len(stale)
 
     def replace(self, **changes) -> "Snapshot":
         return replace(self, **changes)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from scheduler.cluster import KEYS, Keys
 from scheduler.cluster.kube import Writer, read_snapshot
 from scheduler.cluster.writes import desired_writes, policy_invalid_event
 from scheduler.daemon.clock import Clock
@@ -43,6 +44,7 @@ class Reconciler:
     synced: bool = False
     last_read: float | None = None  # monotonic time of the last successful cluster read
     lock: threading.Lock = field(default_factory=threading.Lock)
+    keys: Keys = KEYS
 
     def reconcile(self) -> Outcome:
         """Serialised: the periodic job, a change point and a watch event may all ask at once."""
@@ -57,6 +59,8 @@ class Reconciler:
             finally:
                 self.metrics.reconcile_duration.observe(time.monotonic() - started)
             self.metrics.reconcile_total.labels("success" if not outcome.failed else "error").inc()
+            if not outcome.failed:
+                self.metrics.last_success.set(time.time())
             self.last = outcome
             return outcome
 
@@ -73,20 +77,22 @@ class Reconciler:
         policy = self.source.policy
         if policy is None:
             return Outcome(None, skipped="no valid policy loaded yet")
-        snapshot, _ = read_snapshot(self.api)
+        snapshot, _ = read_snapshot(self.api, self.keys)
         self.synced = True
         self.last_read = time.monotonic()
         at = self.clock.now()
-        result = plan(policy, snapshot, at)
+        result = plan(policy, snapshot, at, self.keys)
         self.metrics.observe_plan(result)
         if not self.is_leader():
             return Outcome(result, skipped="not the leader")
-        writes = desired_writes(result, snapshot, policy)
+        writes = desired_writes(result, snapshot, policy, self.keys)
         if not writes:
             return Outcome(result)
         report = self.writer.apply(writes, still_allowed=self.is_leader)
         for (resource, verb), n in report.writes.items():
             self.metrics.api_writes_total.labels(resource, verb).inc(n)
+        for (resource, verb), n in report.retries.items():
+            self.metrics.api_write_retries_total.labels(resource, verb).inc(n)
         for w in report.done:
             if w.drift:
                 self.metrics.drift_reverted_total.labels(w.drift).inc()

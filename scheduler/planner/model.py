@@ -68,6 +68,7 @@ class ConsortiumPlan:
     draining_nodes: list[str]
     namespaces: list[str]
     next_change: ChangePoint | None = None
+    used: dict[str, int] = field(default_factory=dict)  # GPUs requested by unfinished pods on its nodes
 
     @property
     def quota_gpus(self) -> int:
@@ -85,6 +86,7 @@ class ConsortiumPlan:
         return {
             "name": self.name, "status": self.status, "quota": dict(sorted(self.quota.items())),
             "target": dict(sorted(self.target.items())), "allocated": dict(sorted(self.allocated.items())),
+            "used": dict(sorted(self.used.items())),
             "nodes": self.nodes, "draining_nodes": self.draining_nodes, "namespaces": self.namespaces,
             "next_change": self.next_change.to_dict() if self.next_change else None,
         }
@@ -122,6 +124,7 @@ class Plan:
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     namespace_annotations: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     namespace_quotas: dict[str, int] = field(default_factory=dict, repr=False)
+    telemetry_stale_nodes: int = 0
 
     def consortium(self, name: str) -> ConsortiumPlan:
         return next(c for c in self.consortia if c.name == name)
@@ -134,6 +137,7 @@ class Plan:
             "pending_stage": self.pending_stage,
             "policy_sha256": self.policy_sha256,
             "next_change": self.next_change.to_dict() if self.next_change else None,
+            "telemetry_stale_nodes": self.telemetry_stale_nodes,
             "consortia": [c.to_dict() for c in self.consortia],
             "pools": [p.to_dict() for p in self.pools],
             "actions": [a.to_dict() for a in self.actions],

@@ -28,6 +28,7 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
     if at.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware instant")
     at = at.astimezone(policy.timezone)
+    snapshot, stale = snapshot.fresh(at, policy.program.spec.telemetry.staleAfter)
     force = stage_in_force(policy, at)
     stand = standings(policy, at)
     views, strays = classify(policy, snapshot, at)
@@ -58,6 +59,7 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
 
     upcoming = change_points(policy, snapshot, at, policy_points=policy_points)
     consortia: list[ConsortiumPlan] = []
+    used = _used(views, snapshot, placement)
     for c in sorted(policy.consortia, key=lambda c: c.name):
         s = stand[c.name]
         allocated: dict[str, int] = defaultdict(int)
@@ -71,17 +73,35 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
             allocated=dict(sorted(allocated.items())),
             nodes=sorted(v.name for v in placement.nodes.get(c.name, [])),
             draining_nodes=sorted(placement.draining.get(c.name, [])),
-            namespaces=sorted(c.namespaces), next_change=nxt))
+            namespaces=sorted(c.namespaces), next_change=nxt, used=used.get(c.name, {})))
 
     pools = _pool_plans(policy, views, placement.intents, set(pool_windows(policy, at)))
     result = Plan(at=at, stage=force.stage.metadata.name if force.stage else None,
                   decision_pending=force.pending is not None,
                   pending_stage=force.pending.metadata.name if force.pending else None,
                   policy_sha256=policy.sha256, consortia=consortia, pools=pools, actions=[],
-                  next_change=upcoming[0] if upcoming else None, node_intents=placement.intents)
+                  next_change=upcoming[0] if upcoming else None, node_intents=placement.intents,
+                  telemetry_stale_nodes=stale)
     actions = list(placement.actions) + _namespace_actions(policy, snapshot, result, keys)
     result.actions = sorted(actions, key=Action.sort_key)
     return result
+
+
+def _used(views: list[NodeView], snapshot: Snapshot, placement) -> dict[str, dict[str, int]]:
+    """GPUs requested by unfinished pods on each consortium's nodes (assigned or draining), by
+    model: what the team actually runs, next to what it holds."""
+    holder: dict[str, str] = {}
+    for c, vs in placement.nodes.items():
+        holder.update((v.name, c) for v in vs)
+    for c, names in placement.draining.items():
+        holder.update((n, c) for n in names)
+    model = {v.name: v.pool.gpuModel for v in views}
+    used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for pod in snapshot.pods:
+        c = holder.get(pod.node)
+        if c is not None:
+            used[c][model[pod.node]] += pod.gpus
+    return {c: dict(sorted(per.items())) for c, per in used.items()}
 
 
 def _pool_plans(policy: Policy, views: list[NodeView], intents, closed: set[str]) -> list[PoolPlan]:

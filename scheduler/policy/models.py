@@ -43,6 +43,14 @@ class WindDown(_Strict):
     drainTimeout: Duration = Field(default=timedelta(hours=2), description="how long a node's GPU pods may run after it starts draining")
 
 
+class Telemetry(_Strict):
+    """How far the controller trusts node agents' telemetry (extension; see docs/telemetry.md)."""
+
+    staleAfter: Duration = Field(default=timedelta(minutes=15),
+                                 description="telemetry older than this is ignored (never read as zero GPUs); "
+                                             "3 agent heartbeats by default")
+
+
 class WindDownOverride(_Strict):
     """A stage's override: only the fields it names replace the programme's defaults."""
 
@@ -98,6 +106,7 @@ class ProgramSpec(_Strict):
     pools: list[Pool] = Field(default_factory=list)
     consortia: list[Consortium] = Field(default_factory=list)
     windDown: WindDown = Field(default_factory=WindDown)
+    telemetry: Telemetry = Field(default_factory=Telemetry)
 
 
 class Program(_Strict):

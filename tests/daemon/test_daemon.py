@@ -212,16 +212,12 @@ def test_injected_faults_still_converge_to_the_fault_free_end_state(world, tmp_p
         faulty.stop()
 
 
-def test_kubectl_reads_the_quota_labels(world):
+def test_kubectl_reads_the_quota_labels(world, kubectl):
     import subprocess
-
-    from tests.sandbox.conftest import KUBECTL, INSTALL
 
     server, api, source, folder = world
     reconciler(api, source, Clock(start=t("2026-03-01 00:00"), wall=Wall())).reconcile()
-    if not KUBECTL.exists():
-        subprocess.run(["bash", str(INSTALL)], check=True)
-    out = subprocess.run([str(KUBECTL), "--kubeconfig", str(folder / "kubeconfig"), "get", "ns", "-L",
+    out = subprocess.run([str(kubectl), "--kubeconfig", str(folder / "kubeconfig"), "get", "ns", "-L",
                           f"{PREFIX}status,{PREFIX}quota-gpus,{PREFIX}allocated-gpus"],
                          capture_output=True, text=True, check=True).stdout
     row = next(line.split() for line in out.splitlines() if line.startswith("lg-exaone"))

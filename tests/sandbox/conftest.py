@@ -12,7 +12,6 @@ import pytest
 from kubernetes import client, config
 
 from scheduler.sandbox import SandboxServer
-from tests.realtools import tool
 
 REPO = Path(__file__).resolve().parents[2]
 CONSORTIUM = "gpu-scheduler.sovereign-ai.kr/consortium"
@@ -49,10 +48,6 @@ def core(api: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api)
 
 
-@pytest.fixture(scope="session")
-def kubectl() -> Path:
-    """The real kubectl v1.35, installed by tests/tools/install.sh when missing."""
-    return tool("kubectl")
 
 
 # -- builders ------------------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+{{/* Names ---------------------------------------------------------------------------------- */}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "gpu-scheduler.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every resource name: fullnameOverride, else <release>-<name>, or the release name
+alone when it already contains the chart name. Kept to 55 characters so suffixes such as
+"-agent" still fit a 63-character name.
+*/}}
+{{- define "gpu-scheduler.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 55 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 55 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 55 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "gpu-scheduler.agentName" -}}
+{{- printf "%s-agent" (include "gpu-scheduler.fullname" .) }}
+{{- end }}
+
+{{- define "gpu-scheduler.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels --------------------------------------------------------------------------------- */}}
+
+{{/* Labels every object carries. */}}
+{{- define "gpu-scheduler.labels" -}}
+helm.sh/chart: {{ include "gpu-scheduler.chart" . }}
+app.kubernetes.io/name: {{ include "gpu-scheduler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ include "gpu-scheduler.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: gpu-scheduler
+{{- end }}
+
+{{- define "gpu-scheduler.controller.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gpu-scheduler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{- define "gpu-scheduler.controller.labels" -}}
+{{ include "gpu-scheduler.labels" . }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{- define "gpu-scheduler.agent.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gpu-scheduler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{- define "gpu-scheduler.agent.labels" -}}
+{{ include "gpu-scheduler.labels" . }}
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{/* Image and accounts --------------------------------------------------------------------- */}}
+
+{{- define "gpu-scheduler.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{- define "gpu-scheduler.image" -}}
+{{- printf "%s:%s" .Values.image.repository (include "gpu-scheduler.imageTag" .) }}
+{{- end }}
+
+{{- define "gpu-scheduler.controller.serviceAccountName" -}}
+{{- if .Values.controller.serviceAccount.create }}
+{{- default (include "gpu-scheduler.fullname" .) .Values.controller.serviceAccount.name }}
+{{- else }}
+{{- required "controller.serviceAccount.name is required when controller.serviceAccount.create is false" .Values.controller.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "gpu-scheduler.agent.serviceAccountName" -}}
+{{- if .Values.agent.serviceAccount.create }}
+{{- default (include "gpu-scheduler.agentName" .) .Values.agent.serviceAccount.name }}
+{{- else }}
+{{- required "agent.serviceAccount.name is required when agent.serviceAccount.create is false" .Values.agent.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Policy --------------------------------------------------------------------------------- */}}
+
+{{/* The ConfigMap the controller mounts as its policy folder. */}}
+{{- define "gpu-scheduler.policyConfigMap" -}}
+{{- default (printf "%s-policy" (include "gpu-scheduler.fullname" .)) .Values.policy.existingConfigMap }}
+{{- end }}
+
+{{/* Where the policy is mounted in the controller container (`--policy`). */}}
+{{- define "gpu-scheduler.policyPath" -}}
+/etc/gpu-scheduler/policies
+{{- end }}
+
+{{/* The name of the leader Lease; fixed in the daemon (scheduler/cli.py). */}}
+{{- define "gpu-scheduler.leaseName" -}}
+gpu-scheduler-leader
+{{- end }}
+
+{{/* Pod helpers ----------------------------------------------------------------------------- */}}
+
+{{/* env: from a name: value map, sorted by name. */}}
+{{- define "gpu-scheduler.envFromMap" -}}
+{{- range $name := keys . | sortAlpha }}
+- name: {{ $name }}
+  value: {{ index $ $name | toString | quote }}
+{{- end }}
+{{- end }}
