@@ -81,10 +81,26 @@ def test_reclaim_takes_unhealthy_then_idle_then_outlying_nodes():
 
 def test_unhealthy_gpus_lower_a_nodes_capacity():
     p = one_stage("{a: {H100: 16}}")
+    result = plan(p, cluster(nodes("h100", 2, owner="a", healthy=7)), AT)
+    a = result.consortium("a")
+    assert a.allocated == a.target == {"H100": 14} and a.quota == {"H100": 16}  # no free node: below quota
+    assert result.pools[1].healthy_gpus == 14 and result.pools[1].capacity_gpus == 16
+
+
+def test_a_team_short_of_gpus_that_failed_swaps_a_degraded_node_for_a_healthy_free_one():
+    p = one_stage("{a: {H100: 16}}")
     result = plan(p, cluster(nodes("h100", 2, owner="a", healthy=7), nodes("h100", 1, start=2)), AT)
     a = result.consortium("a")
-    assert a.allocated == {"H100": 14}  # short by 2, and no free node fits
-    assert result.pools[1].healthy_gpus == 22
+    assert a.allocated == {"H100": 15}  # one degraded node swapped; a second swap needs a second free node
+    assert node_actions(result, "assign") == [("assign", "h100-002", "a")]
+    drains = {x.node: x.reason for x in result.actions if x.action == "drain"}
+    assert list(drains) == ["h100-000"] and "replaced by h100-002: 1 unhealthy GPU(s)" in drains["h100-000"]
+
+
+def test_no_swap_when_the_free_node_is_no_better_than_the_degraded_one():
+    p = one_stage("{a: {H100: 16}}")
+    result = plan(p, cluster(nodes("h100", 2, owner="a", healthy=7), nodes("h100", 1, start=2, healthy=7)), AT)
+    assert node_actions(result, "assign") == [] and node_actions(result, "drain") == []
 
 
 def test_notready_cordoned_and_gpu_less_nodes_are_never_assigned_and_are_taken_back():

@@ -169,6 +169,7 @@ def test_nobody_is_short_by_a_whole_node_while_a_fitting_free_node_of_that_model
 
 @given(cases())
 def test_a_team_whose_target_did_not_shrink_loses_no_usable_node(case):
+    """...except a node with failed GPUs swapped, in the same plan, for a healthier free one."""
     policy, snap, at = case
     result = plan(policy, snap, at)
     views = _usable(policy, snap, at)
@@ -181,8 +182,13 @@ def test_a_team_whose_target_did_not_shrink_loses_no_usable_node(case):
         if a.action == "drain" and a.node in views and views[a.node].usable:
             model = views[a.node].pool.gpuModel
             c = next((c for c in result.consortia if c.name == a.consortium), None)
-            if c is not None:
-                assert c.target.get(model, 0) < held[(a.consortium, model)], a
+            if c is None or c.target.get(model, 0) < held[(a.consortium, model)]:
+                continue
+            swapped = views[a.node]
+            replacements = [views[x.node] for x in result.actions if x.action == "assign"
+                            and x.consortium == c.name and x.node in views and not views[x.node].node.owner]
+            assert swapped.unhealthy and any(r.pool.gpuModel == model and r.gpus > swapped.gpus
+                                             for r in replacements), a
 
 
 @given(cases())

@@ -53,6 +53,11 @@ class _FreeBlocks:
             return view
         return None
 
+    def put_back(self, view: NodeView) -> None:
+        self.blocks[view.block][view.gpus].append(view)
+        self.counts[view.block] += 1
+        heapq.heappush(self.heap, (-self.counts[view.block], view.block))
+
     def take_fullest(self, need: int) -> NodeView | None:
         skipped = []
         found = None
@@ -202,7 +207,29 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
         if alloc < target:
             heapq.heappush(heap, (alloc / target, c, alloc, target))
 
-    # 4. intents for everything else
+    # 4. teams still short because GPUs failed on their nodes: swap a degraded node for a healthy
+    #    free one when that closes the gap; the degraded node is drained, not yanked
+    for c in sorted(set(targets) & known):
+        target = targets.get(c, {}).get(model, 0)
+        alloc = sum(v.gpus for v in kept.get(c, []))
+        for d in sorted((v for v in kept.get(c, []) if v.unhealthy), key=lambda v: (v.gpus, v.name)):
+            if alloc >= target:
+                break
+            need = target - alloc + d.gpus
+            view = pool.take_from(d.block, need) or pool.take_fullest(need)
+            if view is None:
+                break
+            if view.gpus <= d.gpus:
+                pool.put_back(view)
+                break
+            kept[c].remove(d)
+            kept[c].append(view)
+            alloc += view.gpus - d.gpus
+            out.actions.append(Action(ASSIGN, f"{c} lost GPUs on {d.name} ({d.gpus} of {d.node.allocatable_gpus} "
+                                      f"healthy): a healthy replacement", consortium=c, node=view.name))
+            drain(d, c, f"replaced by {view.name}: {d.node.allocatable_gpus - d.gpus} unhealthy GPU(s)")
+
+    # 5. intents for everything else
     taken = set()
     for c, mine in kept.items():
         for v in mine:
