@@ -275,6 +275,81 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_agent(args) -> int:
+    """The node agent (DESIGN section 9): NVML -> health -> the Node's telemetry annotation."""
+    import logging
+    import os
+    import signal
+    import socket
+    import threading
+
+    from scheduler.telemetry.agent import Agent, AgentConfig, NodeAnnotationPublisher, PrintPublisher
+    from scheduler.telemetry.health import DEFAULT_IGNORED_XIDS, HealthRules
+    from scheduler.telemetry.metrics import AgentMetrics
+    from scheduler.telemetry.nvml import NvmlReader
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    node = args.node_name or os.environ.get("NODE_NAME") or socket.gethostname()
+    if args.nvml_fake:
+        from scheduler.telemetry.fake_nvml import FakeNvml, FakeNvmlFileError
+
+        try:
+            nvml = FakeNvml.from_file(args.nvml_fake)
+        except (OSError, FakeNvmlFileError) as err:
+            print(f"gpu-scheduler agent: {err}", file=sys.stderr)
+            return 2
+    else:
+        import pynvml as nvml
+    rules = HealthRules(ignored_xids=frozenset(args.ignore_xids) if args.ignore_xids is not None else DEFAULT_IGNORED_XIDS,
+                        critical_xids=frozenset(args.critical_xids or ()), quiet_period=parse_duration(args.quiet_period))
+    config = AgentConfig(node, interval=parse_duration(args.interval), heartbeat=parse_duration(args.heartbeat),
+                         rules=rules)
+    if args.dry_run:
+        publisher = PrintPublisher(sys.stdout)
+    else:
+        from scheduler.cluster.kube import connect
+
+        publisher = NodeAnnotationPublisher(connect(args.kubeconfig, args.in_cluster), _keys(args).telemetry)
+    metrics = AgentMetrics(node)
+    reader = NvmlReader(nvml)
+    agent = Agent(reader, publisher, config, on_reading=metrics.observe)
+    if args.once:
+        agent.tick()
+        metrics.writes.labels(node).inc(agent.writes)
+        reader.close()
+        return 0
+    from scheduler.daemon.http import HealthServer
+
+    def ready() -> tuple[bool, str]:
+        if agent.last_reading is None:
+            return False, "no NVML reading yet"
+        return True, "ok"
+
+    http = HealthServer(metrics.registry, ready, port=args.metrics_port).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    publish = publisher.publish
+
+    def counted(node_name: str, annotation: str) -> None:
+        publish(node_name, annotation)
+        metrics.writes.labels(node).inc()
+    publisher.publish = counted  # type: ignore[method-assign]
+    print(f"gpu-scheduler agent on {node}: metrics on :{http.port}/metrics", file=sys.stderr, flush=True)
+    agent.run(stop)
+    reader.close()
+    http.stop()
+    return 0
+
+
+def _xids(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of XIDs") from None
+
+
 def cmd_schema(args) -> int:
     from scheduler.policy.models import Program, Stage
 
@@ -362,6 +437,26 @@ def build_parser() -> argparse.ArgumentParser:
     with_prefix(p)
     with_output(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("agent", help="the node agent: NVML health -> the Node's telemetry annotation + /metrics")
+    p.add_argument("--node-name", help="this node (default: $NODE_NAME, else the host name)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--kubeconfig")
+    src.add_argument("--in-cluster", action="store_true")
+    p.add_argument("--nvml-fake", metavar="FILE", help="read a fake NVML described by FILE (DESIGN section 9) instead of the GPUs")
+    p.add_argument("--interval", default="10s", help="how often NVML is read (default 10s)")
+    p.add_argument("--heartbeat", default="5m", help="publish at least this often, jittered +-10%% (default 5m)")
+    p.add_argument("--quiet-period", default="10m", help="an unhealthy GPU is healthy again after this long with no "
+                                                           "critical event (doubles while it flaps; default 10m)")
+    p.add_argument("--ignore-xids", type=_xids, metavar="LIST",
+                   help="XIDs that are not GPU faults (default 13,31,43,45,68,109, as the NVIDIA device plugin)")
+    p.add_argument("--critical-xids", type=_xids, metavar="LIST", help="XIDs always critical, even if ignored")
+    p.add_argument("--metrics-port", type=int, default=9401)
+    p.add_argument("--once", action="store_true", help="read, publish and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the annotation JSON instead of writing it")
+    with_prefix(p)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("schema", help="JSON Schema of the policy documents")
     p.add_argument("--kind", choices=["Program", "Stage"])

@@ -180,13 +180,16 @@ def node_from(item: _Item, keys: Keys = KEYS) -> Node:
 
 
 def _telemetry(text: str | None) -> dict:
-    """The agent's report as Node fields; a malformed one is no telemetry (the node keeps its
-    allocatable GPUs) rather than a failed snapshot."""
+    """The agent's report as Node fields. A malformed report, or one saying NVML could not be
+    read, is no telemetry (the node keeps its allocatable GPUs): a broken agent must not take
+    GPUs away, and the device plugin already zeroes allocatable when the driver is really gone."""
     if not text:
         return {}
     try:
         report = decode_report(text)
     except (msgspec.ValidationError, msgspec.DecodeError):
+        return {}
+    if report.error:  # the agent could not read NVML: it knows nothing about the GPUs
         return {}
     return {"healthy_gpus": report.healthy_gpus, "utilization": report.utilization,
             "telemetry_at": report.timestamp}

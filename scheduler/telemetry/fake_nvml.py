@@ -7,6 +7,13 @@ returns the real pynvml ctypes structs and raises the real pynvml exception clas
 pynvml builds them, ``pynvml.NVMLError(code)``), so reader code proven against the fake holds
 against the driver.
 
+Faked calls: nvmlInit, nvmlShutdown, nvmlSystemGetDriverVersion, nvmlDeviceGetCount,
+nvmlDeviceGetHandleByIndex, nvmlDeviceGetIndex, nvmlDeviceGetUUID, nvmlDeviceGetName,
+nvmlDeviceGetPciInfo, nvmlDeviceGetMemoryInfo, nvmlDeviceGetUtilizationRates,
+nvmlDeviceGetTemperature(V), nvmlDeviceGetPowerUsage, nvmlDeviceGetTotalEccErrors,
+nvmlDeviceGetRemappedRows, nvmlDeviceGetRetiredPagesPendingStatus, nvmlEventSetCreate,
+nvmlDeviceRegisterEvents, nvmlEventSetWait(_v2), nvmlEventSetFree.
+
 What it mirrors from pynvml (nvidia-ml-py 13.x), on purpose:
 
 - Device handles are real ``pynvml.c_nvmlDevice_t`` pointers, and like pynvml every call returns a
@@ -295,7 +302,7 @@ def _cross_check(spec: FakeNvmlFile) -> list[tuple[str, str]]:
 
 def _validate(data: Any, source: str) -> FakeNvmlFile:
     try:
-        spec = FakeNvmlFile.model_validate(data)
+        spec = data if isinstance(data, FakeNvmlFile) else FakeNvmlFile.model_validate(data)
     except ValidationError as error:
         raise FakeNvmlFileError(source, _problems(error)) from None
     problems = _cross_check(spec)
@@ -359,7 +366,9 @@ class FakeNvml:
 
     ``clock`` returns seconds; ``None`` (the default) reads ``time.monotonic`` at each call and lets
     ``nvmlEventSetWait_v2`` really sleep (at most its timeout). An injected clock never sleeps: the
-    test moves time. ``spec`` is the validated file, ``source`` names it in errors.
+    test moves time. Attributes: ``spec`` (the validated :class:`FakeNvmlFile`), ``source`` (the
+    file's name, used in errors). Thread-safe, like NVML: the agent may wait for events in one
+    thread and read in another.
     """
 
     # The constants and exception classes the reader uses: pynvml's own objects. Any other pynvml
@@ -388,7 +397,7 @@ class FakeNvml:
     def __init__(self, spec: Mapping[str, Any] | FakeNvmlFile, *, clock: Callable[[], float] | None = None,
                  source: str = "<fake nvml>") -> None:
         self.source = source
-        self.spec = spec if isinstance(spec, FakeNvmlFile) else _validate(spec, source)
+        self.spec = _validate(spec, source)
         self._clock = clock
         self._lock = threading.RLock()
         self._gpus = [self._gpu_state(g) for g in sorted(self.spec.gpus, key=lambda g: g.index)]
@@ -516,6 +525,12 @@ class FakeNvml:
             if sensor != pynvml.NVML_TEMPERATURE_GPU:
                 _fail(pynvml.NVML_ERROR_INVALID_ARGUMENT)
             return int(self._reading(gpu, "temperature_c"))
+
+    def nvmlDeviceGetTemperatureV(self, handle: Any, sensor: int, version: int = pynvml.nvmlTemperature_v1) -> int:
+        """The successor of nvmlDeviceGetTemperature (deprecated in nvidia-ml-py 13, gone in CUDA 14)."""
+        if version != pynvml.nvmlTemperature_v1:
+            _fail(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        return self.nvmlDeviceGetTemperature(handle, sensor)
 
     def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:
         with self._lock:
