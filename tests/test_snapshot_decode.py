@@ -308,3 +308,19 @@ def test_the_built_in_clusters_nodes_match_their_pools_node_selectors():
     for pool in policy.pools:
         matching = [n for n in snap.nodes if all(n.labels.get(k) == v for k, v in pool.nodeSelector.items())]
         assert matching and all(n.name.startswith(pool.name + "-") for n in matching), pool.name
+
+
+def test_a_relabelled_node_keeps_the_owner_its_taint_names():
+    """Label and taint are written together; a hand edit of the label alone moves nothing."""
+    from scheduler.cluster import decode_snapshot
+
+    item = {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "n1", "labels": {"gpu-scheduler.sovereign-ai.kr/consortium": "thief"}},
+            "spec": {"taints": [{"key": "gpu-scheduler.sovereign-ai.kr/consortium", "value": "lg",
+                                 "effect": "NoSchedule"}]},
+            "status": {"allocatable": {"nvidia.com/gpu": "8"}}}
+    snap = decode_snapshot(json.dumps({"apiVersion": "v1", "kind": "List", "items": [item]}))
+    assert snap.nodes[0].owner == "lg"
+    item["spec"]["taints"] = []
+    snap = decode_snapshot(json.dumps({"apiVersion": "v1", "kind": "List", "items": [item]}))
+    assert snap.nodes[0].owner == "thief"  # no taint to contradict it (e.g. a taint removed by hand)

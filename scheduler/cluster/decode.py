@@ -169,7 +169,7 @@ def node_from(item: _Item, keys: Keys = KEYS) -> Node:
         allocatable_gpus=_quantity(item.status.allocatable.get(GPU_RESOURCE)),
         ready=ready,
         unschedulable=item.spec.unschedulable,
-        owner=m.labels.get(keys.consortium) or None,
+        owner=_owner(m.labels.get(keys.consortium), item.spec.taints, keys),
         state=m.labels.get(keys.node_state) or None,
         drain_started=_time(ann.get(keys.drain_started)),
         drain_deadline=_time(ann.get(keys.drain_deadline)),
@@ -177,6 +177,17 @@ def node_from(item: _Item, keys: Keys = KEYS) -> Node:
         annotations=MappingProxyType(ann),
         **_telemetry(ann.get(keys.telemetry)),
     )
+
+
+def _owner(label: str | None, taints, keys: Keys) -> str | None:
+    """Who holds the node. The label and the NoSchedule taint are written together in one patch;
+    when they disagree someone edited one of them by hand, and the taint wins: it is what keeps
+    other teams' pods off the node, and a relabelled node must not change hands (the label is
+    put back on the next reconcile and counted as drift)."""
+    taint = next((t.value for t in taints if t.key == keys.consortium and t.effect == "NoSchedule"), None)
+    if taint and label and taint != label:
+        return taint
+    return label or None
 
 
 def _telemetry(text: str | None) -> dict:
