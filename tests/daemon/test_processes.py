@@ -1,0 +1,149 @@
+"""`gpu-scheduler run` as real processes against one sandbox API: two replicas at once (only the
+Lease holder writes), SIGTERM (the Lease is handed back, the other replica takes over at once),
+and a SIGKILL in the middle of a drain (the restarted daemon resumes the same deadlines)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from scheduler.cluster.synthetic import builtin_cluster
+from scheduler.policy import load_policy
+from scheduler.sandbox import SandboxServer
+
+REPO = Path(__file__).resolve().parents[2]
+PREFIX = "gpu-scheduler.sovereign-ai.kr/"
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    server = SandboxServer(port=0, seed=5).start()
+    server.load_list(builtin_cluster(load_policy(REPO / "policies")))
+    server.load_list({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-scheduler"}}]})
+    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+    yield server, kubeconfig
+    server.stop()
+
+
+class Replica:
+    """One `gpu-scheduler run` process and its /metrics."""
+
+    def __init__(self, kubeconfig: Path, start: str, log: Path):
+        self.log = log
+        self.out = open(log, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler.cli", "run", "--policy", str(REPO / "policies"),
+             "--kubeconfig", str(kubeconfig), "--metrics-port", "0", "--reconcile-every", "1",
+             "--start", start, "--time-scale", "1"],
+            stdout=self.out, stderr=subprocess.STDOUT, cwd=REPO)
+        self.port = self._port()
+
+    def _port(self) -> int:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = re.search(r"metrics on :(\d+)/metrics", self.log.read_text())
+            if found:
+                return int(found.group(1))
+            assert self.proc.poll() is None, self.log.read_text()
+            time.sleep(0.1)
+        raise AssertionError(f"no metrics port in the log:\n{self.log.read_text()}")
+
+    def metric(self, name: str) -> float:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5).read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.out.close()
+
+
+def wait_until(predicate, timeout: float = 30, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def lease_holder(server) -> str:
+    return server.get("leases", "gpu-scheduler-leader", "gpu-scheduler")["spec"].get("holderIdentity") or ""
+
+
+def ns_label(server, ns: str, key: str) -> str | None:
+    return server.get("namespaces", ns)["metadata"].get("labels", {}).get(PREFIX + key)
+
+
+def test_two_replicas_only_the_lease_holder_writes_and_sigterm_hands_over_at_once(sandbox, tmp_path):
+    server, kubeconfig = sandbox
+    a = Replica(kubeconfig, "2026-03-01T00:00:00+09:00", tmp_path / "a.log")
+    b = Replica(kubeconfig, "2026-03-01T00:00:00+09:00", tmp_path / "b.log")
+    try:
+        wait_until(lambda: a.metric("gpu_scheduler_leader") + b.metric("gpu_scheduler_leader") == 1, what="one leader")
+        wait_until(lambda: ns_label(server, "lg-exaone", "quota-gpus") == "1024", what="the leader's writes")
+        leader, follower = (a, b) if a.metric("gpu_scheduler_leader") == 1 else (b, a)
+        # the first batch (~2,000 writes) is counted when it has all landed
+        wait_until(lambda: leader.metric("gpu_scheduler_api_writes_total") > 0, what="the leader's batch")
+        wait_until(lambda: follower.metric("gpu_scheduler_reconcile_total") >= 2, what="the follower planning")
+        assert follower.metric("gpu_scheduler_api_writes_total") == 0  # it plans, it never writes
+        holder = lease_holder(server)
+
+        stopped = time.monotonic()
+        assert leader.stop(signal.SIGTERM) == 0  # graceful: exit status 0
+        wait_until(lambda: follower.metric("gpu_scheduler_leader") == 1, timeout=10, what="the takeover")
+        took = time.monotonic() - stopped
+        assert lease_holder(server) not in ("", holder)
+        assert took < 10, took  # the Lease was handed back: no waiting out its 15 s duration
+    finally:
+        a.stop(signal.SIGKILL)
+        b.stop(signal.SIGKILL)
+
+
+def test_a_daemon_killed_mid_drain_resumes_the_same_deadlines(sandbox, tmp_path):
+    server, kubeconfig = sandbox
+    # stage 1 for half a minute (everyone gets their quota), then round 1: eliminated teams drain
+    start = datetime.fromisoformat("2026-01-14T23:59:30+09:00")
+    began = time.monotonic()
+    first = Replica(kubeconfig, start.isoformat(), tmp_path / "first.log")
+
+    def deadlines() -> dict[str, str]:
+        return {n["metadata"]["name"]: n["metadata"]["annotations"][PREFIX + "drain-deadline"]
+                for n in server.list("nodes") if PREFIX + "drain-deadline" in n["metadata"].get("annotations", {})}
+
+    try:
+        wait_until(lambda: len(deadlines()) > 0, timeout=90, what="drains to start")
+        wait_until(lambda: first.metric("gpu_scheduler_reconcile_total") >= 3, what="a settled first replica")
+        before = deadlines()
+        first.stop(signal.SIGKILL)  # no clean-up at all
+        time.sleep(1)  # programme time moves on while it is down
+        resumed = start + timedelta(seconds=time.monotonic() - began)  # the programme's clock, still running
+        second = Replica(kubeconfig, resumed.isoformat(), tmp_path / "second.log")
+        try:
+            # the dead replica's Lease must expire first (15 s), then the new one reconciles
+            wait_until(lambda: second.metric("gpu_scheduler_leader") == 1, timeout=40, what="the new leader")
+            wait_until(lambda: second.metric("gpu_scheduler_reconcile_total") >= 2, what="its reconciles")
+            after = deadlines()
+            assert after and {n: after[n] for n in before if n in after} == {n: before[n] for n in before if n in after}
+            assert set(before) <= set(after)  # nothing released early, nothing re-timed
+        finally:
+            second.stop(signal.SIGTERM)
+    finally:
+        first.stop(signal.SIGKILL)
