@@ -4,10 +4,11 @@ The daemon arms a one-shot job at each; `simulate` prints one plan per change po
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from scheduler.cluster import Snapshot
-from scheduler.planner.model import ChangePoint
+from scheduler.planner.model import ChangePoint, NodeIntent
 from scheduler.planner.nodes import lease_drain_start
 from scheduler.planner.statuses import eliminations, linear_steps
 from scheduler.policy import Policy
@@ -44,15 +45,24 @@ def policy_change_points(policy: Policy) -> list[ChangePoint]:
 
 
 def change_points(policy: Policy, snapshot: Snapshot | None, after: datetime,
-                  until: datetime | None = None, policy_points: list[ChangePoint] | None = None) -> list[ChangePoint]:
-    """Change points strictly after `after` (and not after `until`), including drain deadlines."""
+                  until: datetime | None = None, policy_points: list[ChangePoint] | None = None,
+                  intents: Mapping[str, NodeIntent] | None = None) -> list[ChangePoint]:
+    """Change points strictly after `after` (and not after `until`), including drain deadlines:
+    those of the plan's node intents when given (drains it starts count, drains it ends do not),
+    else those the snapshot's nodes carry."""
     points = list(policy_points if policy_points is not None else policy_change_points(policy))
-    if snapshot is not None:
-        deadlines: dict[datetime, list] = {}
-        for node in snapshot.nodes:
-            if node.drain_deadline is not None and node.owner:
-                deadlines.setdefault(node.drain_deadline, []).append(node)
-        for when, nodes in deadlines.items():
-            what = f"drain deadline of node {nodes[0].name}" if len(nodes) == 1 else f"drain deadline of {len(nodes)} nodes"
-            points.append(ChangePoint(when, what, frozenset(n.owner for n in nodes)))
+    if intents is not None:
+        drains = [(i.drain_deadline, name, i.owner) for name, i in intents.items()
+                  if i.drain_deadline is not None and i.owner]
+    elif snapshot is not None:
+        drains = [(n.drain_deadline, n.name, n.owner) for n in snapshot.nodes if n.drain_deadline is not None and n.owner]
+    else:
+        drains = []
+    deadlines: dict[datetime, list[tuple[str, str]]] = {}
+    for when, name, owner in drains:
+        deadlines.setdefault(when, []).append((name, owner))
+    for when, nodes in deadlines.items():
+        nodes.sort()
+        what = f"drain deadline of node {nodes[0][0]}" if len(nodes) == 1 else f"drain deadline of {len(nodes)} nodes"
+        points.append(ChangePoint(when, what, frozenset(owner for _, owner in nodes)))
     return sorted({p for p in points if p.at > after and (until is None or p.at <= until)}, key=lambda p: (p.at, p.what))

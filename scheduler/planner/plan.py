@@ -57,7 +57,7 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
     placement = place(views, targets, known, at, timeouts, force.wind_down.drainTimeout,
                       {p.name: p.availableUntil for p in policy.pools})
 
-    upcoming = change_points(policy, snapshot, at, policy_points=policy_points)
+    upcoming = change_points(policy, snapshot, at, policy_points=policy_points, intents=placement.intents)
     consortia: list[ConsortiumPlan] = []
     used = _used(views, snapshot, placement)
     for c in sorted(policy.consortia, key=lambda c: c.name):

@@ -137,6 +137,22 @@ def test_the_daemon_reconciles_at_a_change_point_on_a_scaled_clock(world):
         daemon.stop()
 
 
+def test_a_completed_round_settles_with_no_write_left_over(world):
+    """Drains started, idle nodes released and given out again: the reconcile after that writes
+    nothing (the allocation annotations already named the right next change)."""
+    server, api, source, _ = world
+    wall = Wall()
+    clock = Clock(start=t("2026-01-14 23:59:59"), wall=wall)
+    r = reconciler(api, source, clock)
+    r.reconcile()
+    wall.now += 2
+    counts = [r.reconcile().writes for _ in range(4)]
+    print("writes per reconcile through round 1:", counts)
+    # the round's drains and namespace updates, then the idle drained nodes released and given out
+    # again; then nothing (the allocation annotations already named the right next change)
+    assert counts[0] > 0 and counts[1] > 0 and counts[2:] == [0, 0]
+
+
 def test_a_restart_in_the_middle_of_a_drain_resumes_the_same_deadline(world):
     server, api, source, _ = world
     wall = Wall()
