@@ -34,7 +34,8 @@ class Daemon:
         self.reconcile_every = reconcile_every
         self.reload_every = reload_every
         self._stopping = False
-        self._reported: str | None = None  # digest of the invalid policy last reported
+        self._reported: str | None = None  # digest of the invalid policy last reported in an Event
+        self._counted: str | None = None   # digest of the invalid policy last counted
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
             "coalesce": True,            # after a pause, one reconcile, not a burst
             "max_instances": 1,
@@ -96,6 +97,7 @@ class Daemon:
         except Exception:
             return  # logged and counted by the reconciler; the periodic job retries
         self.arm_change_point(outcome.plan)
+        self.report_policy_problems()
 
     def arm_change_point(self, plan) -> None:
         if self._stopping:
@@ -111,16 +113,26 @@ class Daemon:
                                id="change-point", name=f"change point: {nxt.what} at {nxt.at.isoformat()}",
                                replace_existing=True, max_instances=2)
 
+    def report_policy_problems(self) -> None:
+        """The leader tells operators, once per bad policy, why it was not applied. Checked at every
+        reconcile too, so a replica that takes over reports a bad policy its predecessor saw first
+        (the Event's name comes from the policy's digest: the same bad policy is one Event)."""
+        digest = self.source.digest
+        if self.source.error is None or digest == self._reported or not self.reconciler.is_leader():
+            return
+        try:
+            self.reconciler.report_invalid_policy(self.namespace)
+            self._reported = digest
+        except Exception:
+            log.exception("could not write the PolicyInvalid Event")
+
     def check_policy(self) -> None:
         result = self.source.reload()
         self.metrics.set_policy(self.source.policy.sha256 if self.source.policy else None, self.source.valid)
-        if result.error is not None and self.source.digest != self._reported:
-            self._reported = self.source.digest
+        if result.error is not None and self.source.digest != self._counted:
+            self._counted = self.source.digest
             self.metrics.policy_reload_errors_total.inc()
-            try:
-                self.reconciler.report_invalid_policy(self.namespace)
-            except Exception:
-                log.exception("could not write the PolicyInvalid Event")
+        self.report_policy_problems()
         if result.changed:
             log.info("policy changed: re-planning now and re-arming change points")
             if self.scheduler.running and not self._stopping:

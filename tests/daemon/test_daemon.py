@@ -119,6 +119,23 @@ def test_a_bad_policy_dropped_in_while_running_changes_nothing(world):
     assert writes(server) == before + 1  # that Event is the only write
 
 
+def test_a_replica_that_takes_over_reports_the_bad_policy_its_predecessor_never_reported(world):
+    server, api, source, folder = world
+    leading = {"now": False}
+    r = Reconciler(source, api, Clock(start=t("2026-03-01 00:00"), wall=Wall()), Metrics(), Writer(api),
+                   is_leader=lambda: leading["now"])
+    (folder / "policies" / "stages.yaml").write_text("kind: Stage\n")
+    daemon = Daemon(r, source, r.clock, r.metrics)
+    daemon.check_policy()  # a follower sees the bad policy first: it writes nothing
+    assert source.error is not None
+    assert not [e for e in server.list("events", "gpu-scheduler") if e["reason"] == "PolicyInvalid"]
+    leading["now"] = True  # the leader went away; this replica now holds the Lease
+    daemon.tick("became leader")
+    daemon.tick("periodic")
+    events = [e for e in server.list("events", "gpu-scheduler") if e["reason"] == "PolicyInvalid"]
+    assert len(events) == 1 and "stages.yaml" in events[0]["message"]
+
+
 def test_the_daemon_reconciles_at_a_change_point_on_a_scaled_clock(world):
     server, api, source, _ = world
     metrics = Metrics()
