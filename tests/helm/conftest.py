@@ -7,6 +7,7 @@ set is rendered once per session).
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,35 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "gpu-scheduler"
 RELEASE = "gs"
 NAMESPACE = "gpu-scheduler-system"
+
+VALUES = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+SCHEMA = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+# definitions in values.schema.json that describe Kubernetes types: values.yaml sets only the
+# fields it wants of them and the README documents each as one value
+KUBERNETES_TYPES = {"resources", "podSecurityContext", "securityContext", "affinity", "labelSelector"}
+
+
+def chart_levels(values: dict[str, Any] = VALUES, schema: dict[str, Any] = SCHEMA,
+                 path: str = "") -> Iterator[tuple[str, dict[str, Any], dict[str, Any], list[str]]]:
+    """(path, values node, schema node, leaves) for each level of the chart's own options that
+    values.yaml spells out; `leaves` are the dotted paths of that level's plain values (maps,
+    lists, scalars and Kubernetes types count as one value each)."""
+    leaves: list[str] = []
+    nested: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    for key, child in values.items():
+        sub = schema.get("properties", {}).get(key, {})
+        ref = sub.get("$ref", "").rsplit("/", 1)[-1]
+        if ref and ref not in KUBERNETES_TYPES:
+            sub = SCHEMA["definitions"][ref]
+        dotted = f"{path}.{key}" if path else key
+        if isinstance(child, dict) and "properties" in sub and ref not in KUBERNETES_TYPES:
+            nested.append((dotted, child, sub))
+        else:
+            leaves.append(dotted)
+    yield path, values, schema, leaves
+    for dotted, child, sub in nested:
+        yield from chart_levels(child, sub, dotted)
+
 
 # name -> values (the default set is the chart's values.yaml alone)
 VALUE_SETS: dict[str, dict[str, Any]] = {
@@ -60,7 +90,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "agent": {
             "interval": "15s", "heartbeat": "2m", "metricsPort": 9402, "runtimeClassName": "",
             "env": {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "utility,compute"},
-            "nodeSelector": {"example.org/gpu": "true"},
+            "nodeSelector": {"example.org/gpu": "true", "nvidia.com/gpu.present": None},  # null drops a default key
             "tolerations": [{"key": "example.org/maintenance", "operator": "Exists", "effect": "NoExecute"}],
             "extraArgs": ["--verbose"], "maxUnavailable": 5, "priorityClassName": "system-node-critical",
             "serviceAccount": {"name": "gpu-agent"}, "podLabels": {"team": "platform"},
@@ -118,8 +148,9 @@ def run_helm(helm: Path, *args: str, values: dict[str, Any] | None = None,
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
 
-def template(helm: Path, values: dict[str, Any], tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *extra,
+def template(helm: Path, values: dict[str, Any], tmp: Path, *extra: str,
+             chart: Path = CHART) -> subprocess.CompletedProcess[str]:
+    return run_helm(helm, "template", RELEASE, str(chart), "--namespace", NAMESPACE, *extra,
                     values=values, tmp=tmp)
 
 

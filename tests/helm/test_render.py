@@ -4,10 +4,14 @@ prometheus-operator kinds have no schema there; their shape is checked in test_m
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+import yaml
 from kubernetes_validate import SchemaNotFoundError, ValidationError, validate
 
-from tests.helm.conftest import CHART, NAMESPACE, VALUE_SETS, run_helm
+from tests.helm.conftest import CHART, NAMESPACE, VALUE_SETS, run_helm, template
 
 KUBERNETES = "1.35.0"
 # the only kinds allowed to lack a schema in kubernetes-validate: CRDs of the prometheus-operator
@@ -37,6 +41,23 @@ def test_every_rendered_object_is_valid_kubernetes_1_35(render, name):
             if (obj["apiVersion"], obj["kind"]) not in OPERATOR_KINDS:
                 problems.append(f"{what}: no schema for {obj['apiVersion']} {obj['kind']}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_kubernetes_validate_command_passes_everything_but_the_operator_kinds(helm, tmp_path):
+    """The check as CI documentation gives it (`kubernetes-validate --strict -k 1.35.0 FILE`), on
+    the render with every object: only the two CRD kinds may warn, and nothing may fail."""
+    done = template(helm, VALUE_SETS["monitoring-on"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(done.stdout)
+    checked = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBERNETES, str(manifest)],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    warnings = [line for line in lines if line.startswith("WARN")]
+    assert len(warnings) == 3, warnings  # two ServiceMonitors and the PrometheusRule
+    assert all("ServiceMonitor" in w or "PrometheusRule" in w for w in warnings), warnings
+    assert all(line.startswith(("INFO", "WARN")) for line in lines), checked.stdout
 
 
 def test_every_namespaced_object_lands_in_the_release_namespace(render):
@@ -90,10 +111,6 @@ def test_every_object_carries_the_standard_labels(render):
 
 
 def test_rbac_create_false_renders_no_rbac(helm, tmp_path):
-    import yaml
-
-    from tests.helm.conftest import template
-
     done = template(helm, {"rbac": {"create": False}}, tmp_path)
     assert done.returncode == 0, done.stderr
     kinds = {o["kind"] for o in yaml.safe_load_all(done.stdout) if o}

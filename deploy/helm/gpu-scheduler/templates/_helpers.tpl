@@ -38,7 +38,7 @@ alone when it already contains the chart name. Kept to 55 characters so suffixes
 helm.sh/chart: {{ include "gpu-scheduler.chart" . }}
 app.kubernetes.io/name: {{ include "gpu-scheduler.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ include "gpu-scheduler.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/version: {{ regexReplaceAll "[^-A-Za-z0-9_.]" (include "gpu-scheduler.imageTag" .) "_" | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: gpu-scheduler
 {{- end }}
