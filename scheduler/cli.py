@@ -260,9 +260,10 @@ def cmd_run(args) -> int:
     if not args.dry_run:
         elector.start()
     daemon.start()
-    # watches only wake reconciles: each reconcile still reads a fresh list, so it never acts on
-    # a cache that lags its own writes
+    # watches wake reconciles and, once a fresh list has shown the cache caught up with this
+    # replica's writes, serve them (Reconciler._read)
     watcher = Watcher(api, _keys(args), on_change=daemon.changed).start()
+    reconciler.cache = watcher  # steady-state reconciles read the watch cache once it matches a fresh list
     print(f"gpu-scheduler running: metrics on :{http.port}/metrics; programme time {clock.now().isoformat()}"
           f"{' x' + str(args.time_scale) if args.time_scale != 1 else ''}", flush=True)
     stop.wait()

@@ -102,5 +102,15 @@ class Snapshot:
         nodes = tuple(n.without_telemetry() if n.name in names else n for n in self.nodes)
         return replace(self, nodes=nodes), len(stale)
 
+    def same_as(self, other: "Snapshot") -> bool:
+        """The same cluster as planning sees it, whatever order the objects were listed in."""
+        return (sorted(self.nodes, key=lambda n: n.name) == sorted(other.nodes, key=lambda n: n.name)
+                and dict(self.namespaces) == dict(other.namespaces) and dict(self.quotas) == dict(other.quotas)
+                and sorted(self.pods, key=_pod_key) == sorted(other.pods, key=_pod_key))
+
     def replace(self, **changes) -> "Snapshot":
         return replace(self, **changes)
+
+
+def _pod_key(p: GpuPod) -> tuple[str, str]:
+    return (p.namespace, p.name)

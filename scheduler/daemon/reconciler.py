@@ -45,6 +45,11 @@ class Reconciler:
     last_read: float | None = None  # monotonic time of the last successful cluster read
     lock: threading.Lock = field(default_factory=threading.Lock)
     keys: Keys = KEYS
+    cache: object | None = None          # a started kube.Watcher, or None: list every time
+    resync_every: float = 300.0          # seconds: list afresh at least this often even when the cache is trusted
+    reads: dict[str, int] = field(default_factory=lambda: {"list": 0, "cache": 0})
+    _trusted: bool = False
+    _listed_at: float = float("-inf")
 
     def reconcile(self) -> Outcome:
         """Serialised: the periodic job, a change point and a watch event may all ask at once."""
@@ -64,6 +69,24 @@ class Reconciler:
             self.last = outcome
             return outcome
 
+    def _read(self):
+        """The cluster now: the watch cache when it is trusted, else a fresh list.
+
+        The cache is trusted once a fresh list, taken with none of our writes in flight, found it
+        identical; it stops being trusted as soon as we write (a reconcile must never act on a
+        cache that has not seen its own writes yet) and at least every `resync_every` seconds. So
+        a steady cluster costs no list at all, and the cache is only used when it has provably
+        caught up with everything this replica wrote."""
+        now = time.monotonic()
+        if self.cache is not None and self._trusted and now - self._listed_at < self.resync_every:
+            self.reads["cache"] += 1
+            return self.cache.snapshot()
+        snapshot, _ = read_snapshot(self.api, self.keys)
+        self.reads["list"] += 1
+        self._listed_at = now
+        self._trusted = self.cache is not None and self.cache.snapshot().same_as(snapshot)
+        return snapshot
+
     def report_invalid_policy(self, namespace: str) -> None:
         """The leader tells operators, with an Event, that the policy on disk was not applied."""
         error = self.source.error
@@ -77,7 +100,7 @@ class Reconciler:
         policy = self.source.policy
         if policy is None:
             return Outcome(None, skipped="no valid policy loaded yet")
-        snapshot, _ = read_snapshot(self.api, self.keys)
+        snapshot = self._read()
         self.synced = True
         self.last_read = time.monotonic()
         at = self.clock.now()
@@ -88,6 +111,7 @@ class Reconciler:
         writes = desired_writes(result, snapshot, policy, self.keys)
         if not writes:
             return Outcome(result)
+        self._trusted = False  # our own writes must be seen by a fresh list before the cache is trusted again
         report = self.writer.apply(writes, still_allowed=self.is_leader)
         for (resource, verb), n in report.writes.items():
             self.metrics.api_writes_total.labels(resource, verb).inc(n)

@@ -286,6 +286,38 @@ def test_a_watched_change_wakes_a_reconcile_that_reverts_drift(world):
         daemon.stop()
 
 
+def test_a_steady_cluster_is_read_from_the_watch_cache_and_drift_still_reverted(world):
+    """Once a fresh list shows the cache has caught up with our writes, reconciles list nothing;
+    a write makes the next reconcile list afresh again."""
+    from kubernetes import client
+
+    from scheduler.cluster.kube import Watcher
+
+    server, api, source, _ = world
+    metrics = Metrics()
+    r = Reconciler(source, api, Clock(start=t("2026-03-01 00:00"), wall=Wall()), metrics, Writer(api))
+    with Watcher(api) as watcher:
+        r.cache = watcher
+        assert r.reconcile().writes > 0
+        deadline = time.monotonic() + 20
+        while r.reconcile().writes or not r._trusted:  # the cache catches up with our writes
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        lists = sum(n for (verb, resource), n in server.requests.items() if verb == "list")
+        reads = dict(r.reads)
+        for _ in range(3):
+            assert r.reconcile().writes == 0
+        assert r.reads["cache"] == reads["cache"] + 3 and r.reads["list"] == reads["list"]
+        assert sum(n for (verb, resource), n in server.requests.items() if verb == "list") == lists  # no list at all
+
+        client.CoreV1Api(api).patch_namespace("lg-exaone", {"metadata": {"labels": {PREFIX + "quota-gpus": "4096"}}})
+        assert watcher.wait_for(lambda s: s.namespaces["lg-exaone"].labels.get(PREFIX + "quota-gpus") == "4096")
+        assert r.reconcile().writes == 2  # planned from the cache: the label put back, a DriftReverted Event
+        assert ns_label(server, "lg-exaone", "quota-gpus") == "1024"
+        r.reconcile()
+        assert r.reads["list"] == reads["list"] + 1  # after its own write, it lists afresh
+
+
 def test_a_leader_that_loses_the_lease_mid_batch_stops_writing_at_once(world):
     server, api, source, _ = world
     answers = iter([True] + [True] * 100 + [False] * 100000)  # leads for the plan and 100 writes, then loses it
