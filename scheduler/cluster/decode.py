@@ -181,13 +181,12 @@ def node_from(item: _Item, keys: Keys = KEYS) -> Node:
 
 def _owner(label: str | None, taints, keys: Keys) -> str | None:
     """Who holds the node. The label and the NoSchedule taint are written together in one patch;
-    when they disagree someone edited one of them by hand, and the taint wins: it is what keeps
-    other teams' pods off the node, and a relabelled node must not change hands (the label is
-    put back on the next reconcile and counted as drift)."""
+    while the taint is there it names the owner, whatever the label says (or whether the label is
+    there at all): it is what keeps other teams' pods off the node, and a relabelled or unlabelled
+    node must not change hands (the label is put back on the next reconcile and counted as
+    drift). A label without a taint (a node labelled by hand, or by an older version) still counts."""
     taint = next((t.value for t in taints if t.key == keys.consortium and t.effect == "NoSchedule"), None)
-    if taint and label and taint != label:
-        return taint
-    return label or None
+    return taint or label or None
 
 
 def _telemetry(text: str | None) -> dict:

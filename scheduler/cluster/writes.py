@@ -70,15 +70,21 @@ class Write:
         return f"{self.verb} {self.resource} {where}"
 
 
-def desired_writes(plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys = KEYS) -> list[Write]:
+def desired_writes(plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys = KEYS,
+                   written: Mapping[str, str] | None = None) -> list[Write]:
     """Every write the plan needs on this snapshot, in the order to send them: take GPUs away
-    (drain taints, lower quotas) before evicting, evict before giving nodes out, and Events last."""
+    (drain taints, lower quotas) before evicting, evict before giving nodes out, and Events last.
+
+    `written`: the `allocation` annotation this replica last left on each namespace, when it
+    knows (the reconciler remembers it). A namespace whose annotation differs from it was edited
+    by hand, so whatever is put back there is drift, not a change of plan."""
     nodes = {n.name: n for n in snapshot.nodes}
     node_writes = {name: w for name, w in _node_writes(plan, nodes, keys)}
     taking = [w for name, w in sorted(node_writes.items()) if plan.node_intents[name].state != ASSIGNED]
     giving = [w for name, w in sorted(node_writes.items()) if plan.node_intents[name].state == ASSIGNED]
-    namespace_writes = _namespace_writes(plan, snapshot, keys)
-    quota_writes = _quota_writes(plan, snapshot)
+    by_hand = {ns for ns in plan.namespace_labels if _edited_by_hand(plan, snapshot, ns, keys, written)}
+    namespace_writes = _namespace_writes(plan, snapshot, keys, by_hand)
+    quota_writes = _quota_writes(plan, snapshot, by_hand)
     lower = [w for w in quota_writes if w.verb == "patch" and int(w.body["spec"]["hard"][_HARD]) <
              _int(snapshot.quotas.get(w.namespace))]
     raise_ = [w for w in quota_writes if w not in lower]
@@ -177,7 +183,7 @@ def _taint_json(t: Taint) -> dict[str, str]:
 _HARD = f"requests.{GPU_RESOURCE}"
 
 
-def _namespace_writes(plan: Plan, snapshot: Snapshot, keys: Keys) -> list[Write]:
+def _namespace_writes(plan: Plan, snapshot: Snapshot, keys: Keys, by_hand: set[str]) -> list[Write]:
     """Only namespaces that exist: nothing the scheduler does creates or deletes a namespace."""
     out = []
     for ns in sorted(plan.namespace_labels):
@@ -192,14 +198,14 @@ def _namespace_writes(plan: Plan, snapshot: Snapshot, keys: Keys) -> list[Write]
         if not labels and not annotations:
             continue
         meta = {k: v for k, v in (("labels", labels), ("annotations", annotations)) if v}
-        drift = DRIFT_NAMESPACE if not annotations else ""
+        drift = DRIFT_NAMESPACE if ns in by_hand else ""
         what = ", ".join(f"{k.rsplit('/', 1)[-1]}={v}" for k, v in sorted(labels.items())) or "allocation"
         out.append(Write("namespaces", "patch", ns, body={"metadata": meta}, content_type=MERGE_PATCH,
                          reason=("drift reverted: " if drift else "") + f"set {what}", drift=drift))
     return out
 
 
-def _quota_writes(plan: Plan, snapshot: Snapshot) -> list[Write]:
+def _quota_writes(plan: Plan, snapshot: Snapshot, by_hand: set[str]) -> list[Write]:
     out = []
     for ns in sorted(plan.namespace_quotas):
         if ns not in snapshot.namespaces:
@@ -208,8 +214,7 @@ def _quota_writes(plan: Plan, snapshot: Snapshot) -> list[Write]:
         have = snapshot.quotas.get(ns)
         if have == want:
             continue
-        settled = _allocation_settled(plan, snapshot, ns)
-        drift = DRIFT_QUOTA if settled else ""
+        drift = DRIFT_QUOTA if ns in by_hand else ""
         reason = ("drift reverted: " if drift else "") + f"{_HARD} {have if have is not None else '(none)'} -> {want}"
         if have is None:
             body = {"apiVersion": "v1", "kind": "ResourceQuota",
@@ -222,12 +227,19 @@ def _quota_writes(plan: Plan, snapshot: Snapshot) -> list[Write]:
     return out
 
 
-def _allocation_settled(plan: Plan, snapshot: Snapshot, ns: str) -> bool:
-    """The namespace already carries this plan's allocation: a quota or label that differs was
-    edited by hand (drift), not changed by the plan."""
+def _edited_by_hand(plan: Plan, snapshot: Snapshot, ns: str, keys: Keys, written: Mapping[str, str] | None) -> bool:
+    """Is a difference on this namespace (labels, quota) a hand edit rather than a change of plan?
+    Yes when the namespace already carries this plan's allocation annotation (the plan did not
+    change, so something else did), or when its annotation is not the one this replica last
+    wrote there (someone edited the record itself)."""
     current = snapshot.namespaces.get(ns)
     want = plan.namespace_annotations.get(ns, {})
-    return current is not None and bool(want) and all(current.annotations.get(k) == v for k, v in want.items())
+    if current is None or not want:
+        return False
+    if all(current.annotations.get(k) == v for k, v in want.items()):
+        return True
+    last = written.get(ns) if written is not None else None
+    return last is not None and current.annotations.get(keys.allocation) != last
 
 
 def _int(text: str | None) -> int:

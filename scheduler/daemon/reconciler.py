@@ -48,6 +48,7 @@ class Reconciler:
     cache: object | None = None          # a started kube.Watcher, or None: list every time
     resync_every: float = 300.0          # seconds: list afresh at least this often even when the cache is trusted
     reads: dict[str, int] = field(default_factory=lambda: {"list": 0, "cache": 0})
+    written: dict[str, str] | None = None  # allocation annotation last left on each namespace (drift detection)
     _trusted: bool = False
     _listed_at: float = float("-inf")
 
@@ -68,6 +69,11 @@ class Reconciler:
                 self.metrics.last_success.set(time.time())
             self.last = outcome
             return outcome
+
+    def _remember(self, result: Plan) -> None:
+        """After a reconcile that left every namespace as planned, what their records say."""
+        key = self.keys.allocation
+        self.written = {ns: ann[key] for ns, ann in result.namespace_annotations.items() if key in ann}
 
     def _read(self):
         """The cluster now: the watch cache when it is trusted, else a fresh list.
@@ -108,8 +114,9 @@ class Reconciler:
         self.metrics.observe_plan(result)
         if not self.is_leader():
             return Outcome(result, skipped="not the leader")
-        writes = desired_writes(result, snapshot, policy, self.keys)
+        writes = desired_writes(result, snapshot, policy, self.keys, self.written)
         if not writes:
+            self._remember(result)
             return Outcome(result)
         self._trusted = False  # our own writes must be seen by a fresh list before the cache is trusted again
         report = self.writer.apply(writes, still_allowed=self.is_leader)
@@ -121,4 +128,8 @@ class Reconciler:
             if w.drift:
                 self.metrics.drift_reverted_total.labels(w.drift).inc()
         log.info("reconciled at %s: %s", at.isoformat(), report.summary())
+        if report.failed or report.skipped or report.dry_run:
+            self.written = None  # not sure what the namespaces carry now: trust the next plan's view
+        else:
+            self._remember(result)
         return Outcome(result, writes=len(report.done), failed=len(report.failed))

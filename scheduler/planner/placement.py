@@ -98,11 +98,18 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
     draining: dict[str, list[NodeView]] = defaultdict(list)
     free: list[NodeView] = []
 
-    def drain(v: NodeView, owner: str, reason: str) -> None:
-        deadline = at + drain_timeout.get(owner, default_timeout)
+    def deadline_of(v: NodeView, owner: str, started: datetime) -> datetime:
+        """drainTimeout after the drain started, never past the pool's lease end. A function of
+        the drain-started annotation, so a restart, or a hand edit of the deadline annotation,
+        cannot move it: the annotation is put back."""
+        deadline = started + drain_timeout.get(owner, default_timeout)
         lease_end = lease_ends.get(v.pool.name)
-        if lease_end is not None and (v.why_not.startswith(f"pool {v.pool.name}'s lease") or deadline > lease_end):
-            deadline = max(at, min(deadline, lease_end))
+        if lease_end is not None and deadline > lease_end:
+            deadline = max(started, lease_end)
+        return deadline
+
+    def drain(v: NodeView, owner: str, reason: str) -> None:
+        deadline = deadline_of(v, owner, at)
         out.intents[v.name] = NodeIntent(owner, DRAINING, at, deadline, reason)
         out.actions.append(Action(DRAIN, reason, consortium=owner, node=v.name,
                                   detail={"deadline": deadline.isoformat(), "gpu_pods": v.gpu_pods}))
@@ -124,8 +131,9 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
             if v.gpu_pods == 0:
                 release(v, n.owner, "drain complete: no GPU pods left on the node")
                 continue
-            deadline = n.drain_deadline or (at + drain_timeout.get(n.owner, default_timeout))
-            started = n.drain_started or at
+            started = n.drain_started or (n.drain_deadline - drain_timeout.get(n.owner, default_timeout)
+                                          if n.drain_deadline else at)
+            deadline = deadline_of(v, n.owner, started)
             out.intents[v.name] = NodeIntent(n.owner, DRAINING, started, deadline, n.annotations.get(KEYS.drain_reason))
             if deadline <= at:
                 out.actions.append(Action(EVICT, f"drain deadline {deadline.isoformat()} passed with "
