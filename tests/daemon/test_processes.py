@@ -106,12 +106,12 @@ def test_two_replicas_only_the_lease_holder_writes_and_sigterm_hands_over_at_onc
         assert follower.metric("gpu_scheduler_api_writes_total") == 0  # it plans, it never writes
         holder = lease_holder(server)
 
-        stopped = time.monotonic()
         assert leader.stop(signal.SIGTERM) == 0  # graceful: exit status 0
-        wait_until(lambda: follower.metric("gpu_scheduler_leader") == 1, timeout=10, what="the takeover")
-        took = time.monotonic() - stopped
+        # the Lease was handed back on the way out (holder cleared), so the follower need not wait
+        # out its 15 s duration: right after the exit it is free or already the follower's
+        assert lease_holder(server) != holder
+        wait_until(lambda: follower.metric("gpu_scheduler_leader") == 1, timeout=30, what="the takeover")
         assert lease_holder(server) not in ("", holder)
-        assert took < 10, took  # the Lease was handed back: no waiting out its 15 s duration
     finally:
         a.stop(signal.SIGKILL)
         b.stop(signal.SIGKILL)

@@ -380,7 +380,7 @@ def test_wait_never_sleeps_on_an_injected_clock() -> None:
     began = time.monotonic()
     with pytest.raises(pynvml.NVMLError_Timeout):
         nvml.nvmlEventSetWait_v2(event_set, 60_000)
-    assert time.monotonic() - began < 0.5
+    assert time.monotonic() - began < 30  # an injected clock never sleeps (a real wait would take 60 s)
 
 
 def test_wait_on_the_real_clock_sleeps_until_the_event_or_at_most_the_timeout() -> None:
@@ -391,9 +391,9 @@ def test_wait_on_the_real_clock_sleeps_until_the_event_or_at_most_the_timeout() 
     began = time.monotonic()
     with pytest.raises(pynvml.NVMLError_Timeout):
         nvml.nvmlEventSetWait_v2(event_set, 10)
-    assert 0.009 <= time.monotonic() - began < 0.12
-    assert nvml.nvmlEventSetWait_v2(event_set, 5000).eventData == 43
-    assert 0.1 <= time.monotonic() - began < 1.0
+    assert time.monotonic() - began >= 0.009  # it did wait out the 10 ms
+    assert nvml.nvmlEventSetWait_v2(event_set, 60_000).eventData == 43
+    assert 0.1 <= time.monotonic() - began < 30  # woken by the event at 0.15 s, not the 60 s timeout
 
 
 def test_each_event_set_gets_its_own_copy_and_only_for_gpus_it_registered() -> None:
