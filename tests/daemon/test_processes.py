@@ -92,6 +92,30 @@ def ns_label(server, ns: str, key: str) -> str | None:
     return server.get("namespaces", ns)["metadata"].get("labels", {}).get(PREFIX + key)
 
 
+def settle_stage_one(server, kubeconfig: Path) -> None:
+    """Stage 1 written to the cluster, and a training job on every assigned node (so round 1's
+    drains wait for their deadlines instead of completing at once)."""
+    from scheduler.cluster.kube import Writer, connect
+    from scheduler.daemon.clock import Clock
+    from scheduler.daemon.policy_source import PolicySource
+    from scheduler.daemon.reconciler import Reconciler
+    from scheduler.metrics import Metrics
+
+    api = connect(str(kubeconfig))
+    source = PolicySource(REPO / "policies")
+    source.reload()
+    start = datetime.fromisoformat("2026-01-14T12:00:00+09:00")
+    outcome = Reconciler(source, api, Clock(start=start, wall=lambda: 0.0), Metrics(), Writer(api)).reconcile()
+    assert outcome.writes > 0 and outcome.failed == 0
+    api.close()
+    server.load_list({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"train-{name}", "namespace": c.namespaces[0]},
+         "spec": {"nodeName": name, "containers": [{"name": "trainer", "image": "nvcr.io/nvidia/nemo:25.09",
+                                                    "resources": {"limits": {"nvidia.com/gpu": "8"}}}]},
+         "status": {"phase": "Running"}}
+        for c in outcome.plan.consortia for name in c.nodes]})
+
+
 def test_two_replicas_only_the_lease_holder_writes_and_sigterm_hands_over_at_once(sandbox, tmp_path):
     server, kubeconfig = sandbox
     a = Replica(kubeconfig, "2026-03-01T00:00:00+09:00", tmp_path / "a.log")
@@ -119,8 +143,10 @@ def test_two_replicas_only_the_lease_holder_writes_and_sigterm_hands_over_at_onc
 
 def test_a_daemon_killed_mid_drain_resumes_the_same_deadlines(sandbox, tmp_path):
     server, kubeconfig = sandbox
-    # stage 1 for half a minute (everyone gets their quota), then round 1: eliminated teams drain
-    start = datetime.fromisoformat("2026-01-14T23:59:30+09:00")
+    # stage 1 already in place (written by an in-process reconcile, so no race with the clock),
+    # then the daemon starts just after round 1 began: eliminated teams' nodes drain
+    settle_stage_one(server, kubeconfig)
+    start = datetime.fromisoformat("2026-01-15T00:00:05+09:00")
     began = time.monotonic()
     first = Replica(kubeconfig, start.isoformat(), tmp_path / "first.log")
 
@@ -129,7 +155,7 @@ def test_a_daemon_killed_mid_drain_resumes_the_same_deadlines(sandbox, tmp_path)
                 for n in server.list("nodes") if PREFIX + "drain-deadline" in n["metadata"].get("annotations", {})}
 
     try:
-        wait_until(lambda: len(deadlines()) > 0, timeout=90, what="drains to start")
+        wait_until(lambda: len(deadlines()) > 0, timeout=60, what="drains to start")
         wait_until(lambda: first.metric("gpu_scheduler_reconcile_total") >= 3, what="a settled first replica")
         before = deadlines()
         first.stop(signal.SIGKILL)  # no clean-up at all
