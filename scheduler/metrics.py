@@ -4,7 +4,7 @@ consortium or pool that disappears from the policy disappears from /metrics too.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 
 from scheduler.planner.model import STATUSES, Plan
@@ -77,6 +77,14 @@ class _PlanCollector:
         yield from fams.values()
 
 
+def add_process_metrics(registry: CollectorRegistry) -> None:
+    """The usual process_* (CPU, memory, file descriptors, start time) and python_* (GC,
+    interpreter) metrics, on a registry of our own (the default one is process-global)."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
@@ -98,6 +106,7 @@ class Metrics:
         self.policy_reload_errors_total = Counter(f"{PREFIX}_policy_reload_errors_total", "Invalid policies seen on disk",
                                                   registry=r)
         self.leader = Gauge(f"{PREFIX}_leader", "1 while this replica holds the leader Lease", registry=r)
+        add_process_metrics(self.registry)
         self._plans = _PlanCollector()
         r.register(self._plans)
         for result in ("success", "error"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from scheduler.metrics import add_process_metrics
 from scheduler.telemetry.health import GpuHealth
 from scheduler.telemetry.nvml import NodeReading
 
@@ -74,6 +75,7 @@ class AgentMetrics:
     def __init__(self, node: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.node = node
+        add_process_metrics(self.registry)
         self._readings = _ReadingCollector(node)
         self.registry.register(self._readings)
         r = self.registry
