@@ -83,8 +83,6 @@ def update(state: GpuHealth, g: GpuReading, xids: list[int], now: datetime, rule
     reset = reset or _reset_seen(state, g)
     if not g.lost:
         state.volatile = {k: v for k, v in g.ecc.items() if k[1] == "volatile"}
-    while state.turned_bad and now - state.turned_bad[0] > rules.flap_window:
-        state.turned_bad.popleft()
 
     bad = conditions(g, rules)
     critical = [x for x in xids if rules.critical(x)]
@@ -92,6 +90,10 @@ def update(state: GpuHealth, g: GpuReading, xids: list[int], now: datetime, rule
         bad = bad or f"xid-{critical[-1]}"
     if bad:
         if state.healthy:
+            # the flap count is taken when the GPU fails, and held while it waits: failures that
+            # left the window during the wait must not shorten it
+            while state.turned_bad and now - state.turned_bad[0] > rules.flap_window:
+                state.turned_bad.popleft()
             state.turned_bad.append(now)
         state.healthy, state.reason, state.last_bad = False, bad, now
         return state

@@ -89,6 +89,7 @@ class NvmlReader:
         self.opened = False
         self._ever_opened = False
         self.pending_xids: list[tuple[int, int]] = []
+        self.identity: dict[int, tuple[str, str]] = {}  # index -> (uuid, name) last read
 
     # -- session ---------------------------------------------------------------------------------
     def open(self) -> str:
@@ -199,6 +200,7 @@ class NvmlReader:
             gpus = [self._read_gpu(i) for i in range(self.count)]
         except _SessionEnded:
             self.close()
+            self.pending_xids = []  # the reset that ended the session cleared what they reported
             error = self.open()
             if error:
                 return NodeReading(error=error)
@@ -217,16 +219,19 @@ class NvmlReader:
                 h = n.nvmlDeviceGetHandleByIndex(i)
             except n.NVMLError_GpuIsLost:
                 g.lost = True
+                self._remember_identity(g)
                 return g
             except n.NVMLError as err:
                 g.errors["handle"] = str(err)
                 g.lost = True
+                self._remember_identity(g)
                 return g
             self.handles[i] = h
             self.by_address[_address(h)] = i
         call = self._device_call(g, h)
         g.uuid = _text(call("uuid", n.nvmlDeviceGetUUID) or "")
         g.name = _text(call("name", n.nvmlDeviceGetName) or "")
+        self._remember_identity(g)
         pci = call("pci", n.nvmlDeviceGetPciInfo)
         if pci is not None:
             g.pci_bus_id = _text(pci.busId)
@@ -250,6 +255,15 @@ class NvmlReader:
         if retired is not None:
             g.retired_pages_pending = retired == n.NVML_FEATURE_ENABLED
         return g
+
+    def _remember_identity(self, g: GpuReading) -> None:
+        """A GPU keeps its UUID and name when a call to read them times out or the GPU is lost:
+        its health history (and its metrics' labels) must not move to a fresh record."""
+        if g.uuid:
+            self.identity[g.index] = (g.uuid, g.name or self.identity.get(g.index, ("", ""))[1])
+        elif g.index in self.identity:
+            g.uuid, name = self.identity[g.index]
+            g.name = g.name or name
 
     def _device_call(self, g: GpuReading, handle: Any) -> Callable[..., Any]:
         n = self.nvml

@@ -45,14 +45,27 @@ class TelemetryReport(msgspec.Struct, frozen=True, kw_only=True):
         return sum(values) / len(values) if values else None
 
 
+def _stamp(obj: object) -> str:
+    """datetime subclasses (freezegun's FakeDatetime in tests) are encoded like datetimes."""
+    if isinstance(obj, datetime):
+        return obj.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+# built once, at import: msgspec resolves the types then (a decoder first built while a test
+# has frozen time would otherwise cache freezegun's datetime class for the whole process)
+_ENCODER = msgspec.json.Encoder(enc_hook=_stamp)
+_DECODER = msgspec.json.Decoder(TelemetryReport)
+
+
 def encode(report: TelemetryReport) -> str:
     """Compact, deterministic JSON for the annotation (keys in declaration order)."""
-    return msgspec.json.encode(report).decode()
+    return _ENCODER.encode(report).decode()
 
 
 def decode(text: str) -> TelemetryReport:
     """Parse an annotation; raises msgspec.ValidationError/DecodeError on a malformed one."""
-    report = msgspec.json.decode(text, type=TelemetryReport)
+    report = _DECODER.decode(text)
     if report.timestamp.tzinfo is None:
         raise msgspec.ValidationError("timestamp has no timezone")
     return report
