@@ -468,8 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("plan", "simulate"):
-        # a short-lived process over one big acyclic snapshot: skip the cycle collector's rescans
-        gc.freeze()
+        # a short-lived process over one big, acyclic snapshot: the cycle collector would rescan
+        # it again and again for nothing (a quarter of plan's CPU at 50,000 nodes); reference
+        # counting frees everything that matters
+        gc.disable()
     try:
         return args.func(args)
     except BrokenPipeError:

@@ -487,10 +487,14 @@ class Watcher:
             entries = dict(_entries(resource, decode_snapshot(wrapped, self.keys)))
         with self._cond:
             state = self._state[resource]
-            if entries.get(key) == state.get(key):
-                return  # nothing planning reads changed (a heartbeat, a pod without GPUs)
+            new, old = entries.get(key), state.get(key)
+            if new == old:
+                return  # nothing planning reads changed (a kubelet heartbeat, a pod without GPUs)
+            quiet = resource == "nodes" and new is not None and old is not None and new.settled(old, self.keys.telemetry)
             state.pop(key, None)
             state.update(entries)
+            if quiet:
+                return  # an agent heartbeat: kept in the cache, but no reconcile woken for it
             self._changed()
 
     def _changed(self) -> None:

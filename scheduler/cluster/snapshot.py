@@ -55,6 +55,15 @@ class Node:
     def without_telemetry(self) -> "Node":
         return replace(self, healthy_gpus=None, utilization=None, telemetry_at=None)
 
+    def settled(self, other: "Node", telemetry_key: str) -> bool:
+        """Equal for planning's purposes, ignoring what an agent heartbeat changes on its own (the
+        report's timestamp and utilisation): heartbeats must not wake reconciles, while a change
+        of healthy GPUs must."""
+        return (replace(self, telemetry_at=None, utilization=None,
+                        annotations=_without(self.annotations, telemetry_key))
+                == replace(other, telemetry_at=None, utilization=None,
+                           annotations=_without(other.annotations, telemetry_key)))
+
     def with_(self, **changes) -> "Node":
         return replace(self, **changes)
 
@@ -102,9 +111,12 @@ class Snapshot:
         nodes = tuple(n.without_telemetry() if n.name in names else n for n in self.nodes)
         return replace(self, nodes=nodes), len(stale)
 
-    def same_as(self, other: "Snapshot") -> bool:
-        """The same cluster as planning sees it, whatever order the objects were listed in."""
-        return (sorted(self.nodes, key=lambda n: n.name) == sorted(other.nodes, key=lambda n: n.name)
+    def same_as(self, other: "Snapshot", telemetry_key: str) -> bool:
+        """The same cluster as planning sees it, whatever order the objects were listed in (agent
+        heartbeats that change only timestamps and utilisation aside)."""
+        mine = sorted(self.nodes, key=lambda n: n.name)
+        theirs = sorted(other.nodes, key=lambda n: n.name)
+        return (len(mine) == len(theirs) and all(a.settled(b, telemetry_key) for a, b in zip(mine, theirs))
                 and dict(self.namespaces) == dict(other.namespaces) and dict(self.quotas) == dict(other.quotas)
                 and sorted(self.pods, key=_pod_key) == sorted(other.pods, key=_pod_key))
 
@@ -114,3 +126,7 @@ class Snapshot:
 
 def _pod_key(p: GpuPod) -> tuple[str, str]:
     return (p.namespace, p.name)
+
+
+def _without(mapping: Mapping[str, str], key: str) -> Mapping[str, str]:
+    return {k: v for k, v in mapping.items() if k != key} if key in mapping else mapping

@@ -90,7 +90,7 @@ class Reconciler:
         snapshot, _ = read_snapshot(self.api, self.keys)
         self.reads["list"] += 1
         self._listed_at = now
-        self._trusted = self.cache is not None and self.cache.snapshot().same_as(snapshot)
+        self._trusted = self.cache is not None and self.cache.snapshot().same_as(snapshot, self.keys.telemetry)
         return snapshot
 
     def report_invalid_policy(self, namespace: str) -> None:

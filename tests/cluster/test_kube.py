@@ -350,3 +350,33 @@ def test_the_watcher_calls_back_on_every_change(server, api):
         assert watcher.wait_for(labelled("a", "x", "1"))
     assert len(seen) > start
     assert not watcher.running  # stopping ends every watch thread
+
+
+def test_an_agent_heartbeat_updates_the_cache_without_waking_a_reconcile(server, api):
+    """At 10,000 nodes agents write ~33 heartbeats a second: only a change of healthy GPUs wakes."""
+    import json
+    import time
+
+    key = "gpu-scheduler.sovereign-ai.kr/telemetry"
+
+    def report(stamp: str, healthy: int) -> dict:
+        return {"metadata": {"annotations": {key: json.dumps(
+            {"version": 1, "timestamp": stamp, "total_gpus": 8, "healthy_gpus": healthy,
+             "gpus": [{"index": 0, "uuid": "GPU-0", "healthy": True, "utilization": 0.5}]})}}}
+
+    server.load_list(v1_list(node("a")))
+    core = client.CoreV1Api(api)
+    core.patch_node("a", report("2026-11-30T05:00:00Z", 8), _content_type=MERGE_PATCH)
+    seen = []
+    with Watcher(api, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
+        woken = len(seen)
+        core.patch_node("a", report("2026-11-30T05:05:00Z", 8), _content_type=MERGE_PATCH)
+        deadline = time.monotonic() + 10
+        while next(n for n in watcher.snapshot().nodes if n.name == "a").telemetry_at.minute != 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert len(seen) == woken  # the heartbeat is in the cache, and woke nothing
+
+        core.patch_node("a", report("2026-11-30T05:06:00Z", 7), _content_type=MERGE_PATCH)
+        assert watcher.wait_for(lambda s: next(n for n in s.nodes if n.name == "a").healthy_gpus == 7)
+        assert len(seen) > woken  # a GPU failing does wake it
