@@ -9,6 +9,8 @@ several times faster and smaller than json.loads followed by walking dicts.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from types import MappingProxyType
 
@@ -81,16 +83,23 @@ class SnapshotError(ValueError):
     """The cluster file is not what `kubectl get ... -o json` prints."""
 
 
-def decode_snapshot(data: bytes | str, keys: Keys = KEYS) -> Snapshot:
-    """Decode a cluster dump. The cycle collector is paused meanwhile: decoding makes tens of
-    thousands of acyclic objects, and collections triggered by them cost more than the decoding."""
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cycle collector: decoding and planning make tens of thousands of acyclic objects,
+    and the collections they trigger would rescan them again and again for nothing."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _decode(data, keys)
+        yield
     finally:
         if enabled:
             gc.enable()
+
+
+def decode_snapshot(data: bytes | str, keys: Keys = KEYS) -> Snapshot:
+    """Decode a cluster dump, with the cycle collector paused (it would cost more than decoding)."""
+    with paused_gc():
+        return _decode(data, keys)
 
 
 def _decode(data: bytes | str, keys: Keys) -> Snapshot:
