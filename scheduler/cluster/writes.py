@@ -81,7 +81,9 @@ def desired_writes(plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys = 
     nodes = {n.name: n for n in snapshot.nodes}
     node_writes = {name: w for name, w in _node_writes(plan, nodes, keys)}
     taking = [w for name, w in sorted(node_writes.items()) if plan.node_intents[name].state != ASSIGNED]
-    giving = [w for name, w in sorted(node_writes.items()) if plan.node_intents[name].state == ASSIGNED]
+    rank = {name: i for i, name in enumerate(plan.assign_order)}  # placement's order, then by name
+    giving = [w for name, w in sorted(node_writes.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+              if plan.node_intents[name].state == ASSIGNED]
     by_hand = {ns for ns in plan.namespace_labels if _edited_by_hand(plan, snapshot, ns, keys, written)}
     namespace_writes = _namespace_writes(plan, snapshot, keys, by_hand)
     quota_writes = _quota_writes(plan, snapshot, by_hand)

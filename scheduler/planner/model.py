@@ -125,6 +125,10 @@ class Plan:
     namespace_annotations: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     namespace_quotas: dict[str, int] = field(default_factory=dict, repr=False)
     telemetry_stale_nodes: int = 0
+    # nodes given out, in the order placement gave them (model by model, neediest team first):
+    # writing them in this order makes any prefix of the batch a prefix of the plan, so a batch
+    # cut short (a crash, a lost Lease) and planned again continues the same plan
+    assign_order: list[str] = field(default_factory=list, repr=False)
 
     def consortium(self, name: str) -> ConsortiumPlan:
         return next(c for c in self.consortia if c.name == name)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from scheduler.cluster import KEYS, Keys, Snapshot
 from scheduler.planner.changepoints import change_points, policy_change_points
-from scheduler.planner.model import (ACTIVE, LABEL_NAMESPACE, PENDING, SET_QUOTA, Action, ConsortiumPlan, Plan,
+from scheduler.planner.model import (ACTIVE, ASSIGN, LABEL_NAMESPACE, PENDING, SET_QUOTA, Action, ConsortiumPlan, Plan,
                                      PoolPlan)
 from scheduler.planner.nodes import NodeView, classify, pool_windows
 from scheduler.planner.placement import place
@@ -81,7 +81,8 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
                   pending_stage=force.pending.metadata.name if force.pending else None,
                   policy_sha256=policy.sha256, consortia=consortia, pools=pools, actions=[],
                   next_change=upcoming[0] if upcoming else None, node_intents=placement.intents,
-                  telemetry_stale_nodes=stale)
+                  telemetry_stale_nodes=stale,
+                  assign_order=[a.node for a in placement.actions if a.action == ASSIGN])
     actions = list(placement.actions) + _namespace_actions(policy, snapshot, result, keys)
     result.actions = sorted(actions, key=Action.sort_key)
     return result

@@ -132,7 +132,9 @@ def _fill_units(demands: dict[str, int], free: dict[str, list[Slot]], units_per_
     for c in sorted(demands):
         for m in sorted(free):
             take(c, m, own_only=True)
-    for c in sorted(demands, key=lambda c: (-need[c], c)):
+    # the order teams pick in depends on their shares, not on what they hold now: a plan applied
+    # in part (a crash mid-batch) and planned again must pick in the same order as the whole plan
+    for c in sorted(demands, key=lambda c: (-shares.get(c, 0), c)):
         tried: set[str] = set()
         while need[c] > 0:
             options = [m for m in free if m not in tried and any(s[0] * units_per_gpu[m] <= need[c] for s in free[m])]
