@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
+import urllib3
 from kubernetes import client, config
 from kubernetes.watch import Watch
 
@@ -38,8 +39,14 @@ def connect(kubeconfig: str | None = None, in_cluster: bool = False, context: st
     if in_cluster:
         cfg = client.Configuration()
         config.load_incluster_config(client_configuration=cfg)
-        return client.ApiClient(cfg)
-    return config.new_client_from_config(config_file=kubeconfig, context=context)
+    else:
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+    # urllib3 would otherwise retry a 429/503 GET itself, sleeping its Retry-After for real and
+    # uncapped, before our code sees anything: retries and their backoff are ours (retry.py)
+    cfg.retries = urllib3.Retry(total=3, connect=3, read=0, status=0, other=0, redirect=0,
+                                respect_retry_after_header=False, raise_on_status=False)
+    return client.ApiClient(cfg)
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -365,12 +372,22 @@ class Watcher:
 
     def start(self) -> Watcher:
         """List everything (so `snapshot()` is complete on return), then watch in the background."""
-        versions = {resource: self._relist(resource) for resource in _LISTS}
+        versions = {resource: self._first_list(resource) for resource in _LISTS}
         for resource, rv in versions.items():
             t = threading.Thread(target=self._run, args=(resource, rv), name=f"watch-{resource}", daemon=True)
             t.start()
             self._threads.append(t)
         return self
+
+    def _first_list(self, resource: str) -> str:
+        """A failed first list is not fatal: the watch thread lists again, with backoff (and the
+        reconciler trusts the cache only once it matches a fresh list)."""
+        try:
+            return self._relist(resource)
+        except Exception as exc:  # noqa: BLE001 - any API failure: the thread retries
+            log.warning("first list of %s failed (%s); the watch will list it again", resource, exc)
+            self.errors[resource] += 1
+            return ""
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every watch and wait for the threads. A watch caught between sending its

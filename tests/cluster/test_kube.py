@@ -380,3 +380,30 @@ def test_an_agent_heartbeat_updates_the_cache_without_waking_a_reconcile(server,
         core.patch_node("a", report("2026-11-30T05:06:00Z", 7), _content_type=MERGE_PATCH)
         assert watcher.wait_for(lambda s: next(n for n in s.nodes if n.name == "a").healthy_gpus == 7)
         assert len(seen) > woken  # a GPU failing does wake it
+
+
+def test_a_throttled_read_fails_fast_with_its_retry_after_instead_of_sleeping_in_the_http_library(server, api):
+    """urllib3 would retry a 429 GET itself, sleeping the server's Retry-After uncapped; the
+    daemon's own retry rules (capped, jittered) must be the only ones."""
+    import time
+
+    from scheduler.cluster.kube import read_snapshot
+    from scheduler.cluster.retry import Transient
+    from scheduler.sandbox.faults import Fault
+
+    server.load_list(v1_list(node("a")))
+    server.faults.add(verb="list", resource="nodes", sequence=[Fault(429, retry_after=30)])
+    began = time.monotonic()
+    with pytest.raises(Transient) as failure:
+        read_snapshot(api)
+    assert time.monotonic() - began < 20  # not the 30 s the server asked for
+    assert failure.value.status == 429 and failure.value.retry_after == 30
+    assert read_snapshot(api)[0].nodes[0].name == "a"  # the next read goes through
+
+
+def test_a_watcher_whose_first_list_fails_starts_anyway_and_lists_again(server, api):
+    server.load_list(v1_list(node("a")))
+    server.faults.add(verb="list", resource="nodes", sequence=[500])
+    with Watcher(api, timeout_seconds=30, backoff=Backoff(base=0.01, cap=0.05)) as watcher:
+        assert watcher.errors["nodes"] == 1
+        assert watcher.wait_for(lambda s: [n.name for n in s.nodes] == ["a"], timeout=10)
