@@ -38,3 +38,15 @@ def promtool():
 def prometheus_server_binary():
     """The real Prometheus 2.42 server binary (tests/tools/install.sh)."""
     return tool("prometheus")
+
+
+@pytest.fixture
+def server():
+    """A sandbox Kubernetes API on a free local port (seeded), stopped after the test."""
+    from scheduler.sandbox import SandboxServer
+
+    srv = SandboxServer(port=0, seed=1).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()

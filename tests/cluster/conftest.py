@@ -42,15 +42,6 @@ def real_cluster(real_policy: Policy) -> dict[str, Any]:
 
 
 @pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    srv = SandboxServer(port=0, seed=1).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
 def api(server: SandboxServer, tmp_path: Path) -> Iterator[client.ApiClient]:
     with connect(str(server.write_kubeconfig(tmp_path / "kubeconfig"))) as api_client:
         yield api_client

@@ -18,15 +18,6 @@ CONSORTIUM = "gpu-scheduler.sovereign-ai.kr/consortium"
 
 
 @pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    srv = SandboxServer(port=0, seed=1).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
 def kubeconfig(server: SandboxServer, tmp_path: Path) -> Path:
     return server.write_kubeconfig(tmp_path / "kubeconfig")
 

@@ -419,15 +419,6 @@ def test_a_lost_gpu_that_comes_back_waits_out_the_quiet_period(frozen):
 
 # -- NodeAnnotationPublisher against the sandbox API server -------------------------------------------
 @pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    srv = SandboxServer(port=0, seed=1).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
 def api(server: SandboxServer, tmp_path: Path) -> Iterator[client.ApiClient]:
     with api_client_for(server.write_kubeconfig(tmp_path / "kubeconfig")) as api_client:
         yield api_client

@@ -16,28 +16,10 @@ import pynvml
 import pytest
 
 from scheduler.telemetry.fake_nvml import SCHEMA_PATH, FakeNvml, FakeNvmlFileError, json_schema
+from tests.telemetry.fakes import Clock, spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 XID = pynvml.nvmlEventTypeXidCriticalError
-
-
-class Clock:
-    """Seconds that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def spec(*gpus: dict[str, Any], events: list[dict[str, Any]] | None = None, **top: Any) -> dict[str, Any]:
-    """A file with GPUs that have only an identity unless the test gives readings."""
-    listed = [{"index": i, "uuid": f"GPU-{i:04d}", "name": "NVIDIA H200", **g} for i, g in enumerate(gpus)]
-    return {"driver_version": "580.65.06", "gpus": listed, "events": events or [], **top}
 
 
 def started(data: dict[str, Any] | str, clock: Clock | None = None) -> FakeNvml:

@@ -16,28 +16,10 @@ import pytest
 from scheduler.telemetry.fake_nvml import FakeNvml
 from scheduler.telemetry.health import HealthRules, conditions
 from scheduler.telemetry.nvml import GpuReading, NodeReading, NvmlReader
+from tests.telemetry.fakes import Clock, spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 H200 = json.loads((FIXTURES / "dgx-h200.json").read_text())
-
-
-class Clock:
-    """Seconds that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def spec(*gpus: dict[str, Any], events: list[dict[str, Any]] | None = None, **top: Any) -> dict[str, Any]:
-    """A fake NVML file whose GPUs have only an identity unless the test gives readings."""
-    listed = [{"index": i, "uuid": f"GPU-{i:04d}", "name": "NVIDIA H200", **g} for i, g in enumerate(gpus)]
-    return {"driver_version": "580.65.06", "gpus": listed, "events": events or [], **top}
 
 
 def reader_for(data: dict[str, Any] | str, clock: Clock | None = None) -> NvmlReader:
