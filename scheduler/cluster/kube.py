@@ -8,9 +8,11 @@ gigabytes on 10,000 nodes of about 10 KB each, and planning needs a few fields o
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field, replace
@@ -25,7 +27,7 @@ from scheduler.cluster.decode import decode_snapshot
 from scheduler.cluster.labels import KEYS, RESOURCE_QUOTA_NAME, Keys
 from scheduler.cluster.retry import AlreadyExists, Backoff, Conflict, NotFound, Transient, classify
 from scheduler.cluster.snapshot import Snapshot
-from scheduler.cluster.writes import MERGE_PATCH, Write, dumps
+from scheduler.cluster.writes import GIVING, MERGE_PATCH, Write, dumps
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +151,10 @@ class Writer:
                  counters: MutableMapping[tuple[str, str], int] | None = None,
                  retries: MutableMapping[tuple[str, str], int] | None = None,
                  backoff: Backoff | None = None, sleep: Callable[[float], None] = time.sleep,
-                 request_timeout: tuple[float, float] = REQUEST_TIMEOUT) -> None:
+                 request_timeout: tuple[float, float] = REQUEST_TIMEOUT, concurrency: int = 8) -> None:
         self.core = client.CoreV1Api(api)
+        self.concurrency = concurrency
+        self._lock = threading.Lock()
         self.dry = dry_run
         self.counters = counters if counters is not None else Counter()
         self.retries = retries if retries is not None else Counter()
@@ -160,23 +164,44 @@ class Writer:
 
     def apply(self, writes: Iterable[Write], still_allowed: Callable[[], bool] = lambda: True) -> WriteReport:
         """Perform the writes in order. `still_allowed` is asked before each one: a replica that
-        loses the Lease part-way through a long batch stops writing at once (the rest is skipped)."""
+        loses the Lease part-way through a long batch stops writing at once (the rest is skipped).
+
+        Writes of one phase (`Write.phase`, set by desired_writes: independent objects) go out
+        up to `concurrency` at a time, since a real API server spends milliseconds on each and a
+        cold start writes every node; phases stay in order. Nodes given out are sent one by one,
+        in placement's order, so a batch cut short is always a prefix of the plan."""
         report = WriteReport()
         failed_keys: set[str] = set()
-        for w in writes:
-            if not self.dry and not still_allowed():
+        for phase, run in itertools.groupby(writes, key=lambda w: w.phase):
+            group = list(run)
+            if self.concurrency > 1 and phase and phase != GIVING and len(group) > 1 and not self.dry:
+                with ThreadPoolExecutor(max_workers=min(self.concurrency, len(group)),
+                                        thread_name_prefix="write") as pool:
+                    for _ in pool.map(lambda w: self._one(w, report, failed_keys, still_allowed), group):
+                        pass
+            else:
+                for w in group:
+                    self._one(w, report, failed_keys, still_allowed)
+        return report
+
+    def _one(self, w: Write, report: WriteReport, failed_keys: set[str], still_allowed: Callable[[], bool]) -> None:
+        if not self.dry and not still_allowed():
+            with self._lock:
                 report.skipped.append((w, "no longer the leader"))
-                continue
-            if self.dry:
-                log.info("dry-run: would %s %s %s: %s", w.verb, w.resource,
-                         f"{w.namespace}/{w.name}" if w.namespace else w.name, dumps(w))
-                report.dry_run.append(w)
-                continue
+            return
+        if self.dry:
+            log.info("dry-run: would %s %s %s: %s", w.verb, w.resource,
+                     f"{w.namespace}/{w.name}" if w.namespace else w.name, dumps(w))
+            report.dry_run.append(w)
+            return
+        with self._lock:
             broken = [k for k in w.reports_on if k in failed_keys]
-            if broken:
+        if broken:
+            with self._lock:
                 report.skipped.append((w, f"what it reports on failed: {', '.join(broken)}"))
-                continue
-            error = self._perform(w, report)
+            return
+        error = self._perform(w, report)
+        with self._lock:
             if error is None:
                 log.debug("%s: done (%s)", w.describe(), w.reason)
                 report.done.append(w)
@@ -184,7 +209,6 @@ class Writer:
                 failed_keys.add(w.key)
                 report.failed.append((w, error))
                 log.warning("%s failed: %s; skipped, the next reconcile tries again", w.describe(), error)
-        return report
 
     # one write, with its retries ----------------------------------------------------------------
     def _perform(self, w: Write, report: WriteReport) -> str | None:
@@ -224,10 +248,10 @@ class Writer:
             if isinstance(failure, Transient):
                 self.sleep(self.backoff.delay(attempt - 1, failure.retry_after))
 
-    @staticmethod
-    def _count(batch: Counter[tuple[str, str]], total: MutableMapping[tuple[str, str], int], w: Write) -> None:
-        batch[(w.resource, w.verb)] += 1
-        total[(w.resource, w.verb)] = total.get((w.resource, w.verb), 0) + 1
+    def _count(self, batch: Counter[tuple[str, str]], total: MutableMapping[tuple[str, str], int], w: Write) -> None:
+        with self._lock:
+            batch[(w.resource, w.verb)] += 1
+            total[(w.resource, w.verb)] = total.get((w.resource, w.verb), 0) + 1
 
     def _send(self, w: Write) -> None:
         core, kw = self.core, {"_request_timeout": self.timeout}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -60,6 +60,7 @@ class Write:
     taint_keys: tuple[str, ...] = ()
     reports_on: tuple[str, ...] = ()
     drift: str = ""
+    phase: str = ""        # the ordering group it belongs to (see desired_writes); "" alone
 
     @property
     def key(self) -> str:
@@ -92,7 +93,18 @@ def desired_writes(plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys = 
     raise_ = [w for w in quota_writes if w not in lower]
     evictions = _evictions(plan, snapshot)
     events = _events(plan, snapshot, policy, nodes, node_writes, namespace_writes, quota_writes, keys)
-    return taking + lower + evictions + giving + raise_ + namespace_writes + events
+    return (_phase("taking", taking) + _phase("lower", lower) + _phase("evict", evictions)
+            + _phase(GIVING, giving) + _phase("raise", raise_) + _phase("namespaces", namespace_writes)
+            + _phase("events", events))
+
+
+GIVING = "giving"  # sent one by one, in placement's order: a batch cut short is a prefix of the plan
+
+
+def _phase(name: str, writes: list[Write]) -> list[Write]:
+    """Writes of one ordering group: independent of each other (distinct objects), so the writer
+    may send them concurrently; groups stay in order."""
+    return [replace(w, phase=name) for w in writes]
 
 
 # -- nodes -----------------------------------------------------------------------------------------

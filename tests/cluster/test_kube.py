@@ -407,3 +407,38 @@ def test_a_watcher_whose_first_list_fails_starts_anyway_and_lists_again(server, 
     with Watcher(api, timeout_seconds=30, backoff=Backoff(base=0.01, cap=0.05)) as watcher:
         assert watcher.errors["nodes"] == 1
         assert watcher.wait_for(lambda s: [n.name for n in s.nodes] == ["a"], timeout=10)
+
+
+def test_writes_of_one_phase_go_out_together_phases_in_order_and_nodes_given_out_one_by_one(api, monkeypatch):
+    import threading
+    import time
+
+    from scheduler.cluster.writes import GIVING
+
+    log: list[tuple[str, str, float, float]] = []
+    lock = threading.Lock()
+    in_flight, most = [0], [0]
+
+    def send(self, w):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0]) if w.phase == "taking" else most[0]
+        began = time.monotonic()
+        time.sleep(0.02)
+        with lock:
+            in_flight[0] -= 1
+            log.append((w.phase, w.name, began, time.monotonic()))
+
+    monkeypatch.setattr(Writer, "_send", send)
+    writes = ([Write("nodes", "patch", f"t{i}", phase="taking") for i in range(16)]
+              + [Write("nodes", "patch", f"g{i}", phase=GIVING) for i in range(5)]
+              + [Write("events", "create", f"e{i}", "ns", phase="events") for i in range(8)])
+    report = Writer(api, concurrency=8).apply(writes)
+    assert len(report.done) == 29 and not report.failed
+    assert most[0] > 1  # independent writes of one phase overlap
+    by_phase = {p: [x for x in log if x[0] == p] for p in ("taking", GIVING, "events")}
+    assert max(x[3] for x in by_phase["taking"]) <= min(x[2] for x in by_phase[GIVING])  # phases in order
+    assert max(x[3] for x in by_phase[GIVING]) <= min(x[2] for x in by_phase["events"])
+    giving = by_phase[GIVING]
+    assert [x[1] for x in giving] == [f"g{i}" for i in range(5)]  # in placement's order,
+    assert all(a[3] <= b[2] for a, b in zip(giving, giving[1:]))  # and one at a time

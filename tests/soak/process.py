@@ -39,23 +39,35 @@ class Killed(BaseException):
 
 
 class KillSwitch:
-    """The Reconciler's `is_leader`: always True, until an armed count of writes has been made."""
+    """The Reconciler's `is_leader`: always True, until an armed count of writes has been made;
+    then it raises `Killed` at every call until disarmed (a dead process starts no more writes,
+    whichever of the writer's threads asks). Writes already on the wire still land, as they
+    would when a real process dies."""
 
     def __init__(self) -> None:
         self._left: int | None = None
+        self._tripped = False
+        self._lock = threading.Lock()
 
     def arm(self, writes: int) -> None:
-        self._left = writes + 1  # the Reconciler asks once after planning, before the first write
+        with self._lock:
+            self._left = writes + 1  # the Reconciler asks once after planning, before the first write
+            self._tripped = False
 
     def disarm(self) -> None:
-        self._left = None
+        with self._lock:
+            self._left = None
+            self._tripped = False
 
     def __call__(self) -> bool:
-        if self._left is not None:
-            if self._left == 0:
-                self._left = None
+        with self._lock:
+            if self._tripped:
                 raise Killed
-            self._left -= 1
+            if self._left is not None:
+                if self._left == 0:
+                    self._tripped = True
+                    raise Killed
+                self._left -= 1
         return True
 
 
@@ -85,14 +97,14 @@ class ProgrammeWall:
 class DaemonProcess:
     def __init__(self, kubeconfig: Path, policy_dir: Path, wall: ProgrammeWall, *, seed: int,
                  writes: Counter[tuple[str, str]], retries: Counter[tuple[str, str]],
-                 ) -> None:
+                 concurrency: int = 8) -> None:
         self.api = connect(str(kubeconfig))
         self.kill = KillSwitch()
         self.metrics = PlanLog()
         self.clock = Clock(wall=wall)
         self.source = PolicySource(policy_dir)
         self.writer = Writer(self.api, counters=writes, retries=retries, sleep=lambda s: None,
-                             backoff=Backoff(rng=random.Random(seed)))
+                             backoff=Backoff(rng=random.Random(seed)), concurrency=concurrency)
         self.reconciler = Reconciler(self.source, self.api, self.clock, self.metrics, self.writer,
                                      is_leader=self.kill)
         self.daemon = Daemon(self.reconciler, self.source, self.clock, self.metrics, namespace=LEASE_NAMESPACE)
