@@ -314,10 +314,9 @@ def cmd_agent(args) -> int:
         publisher = NodeAnnotationPublisher(connect(args.kubeconfig, args.in_cluster), _keys(args).telemetry)
     metrics = AgentMetrics(node)
     reader = NvmlReader(nvml)
-    agent = Agent(reader, publisher, config, on_reading=metrics.observe)
+    agent = Agent(reader, publisher, config, on_reading=metrics.observe, on_publish=metrics.writes.labels(node).inc)
     if args.once:
         agent.tick()
-        metrics.writes.labels(node).inc(agent.writes)
         reader.close()
         return 0
     from scheduler.daemon.http import HealthServer
@@ -331,12 +330,6 @@ def cmd_agent(args) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    publish = publisher.publish
-
-    def counted(node_name: str, annotation: str) -> None:
-        publish(node_name, annotation)
-        metrics.writes.labels(node).inc()
-    publisher.publish = counted  # type: ignore[method-assign]
     print(f"gpu-scheduler agent on {node}: metrics on :{http.port}/metrics", file=sys.stderr, flush=True)
     agent.run(stop)
     reader.close()

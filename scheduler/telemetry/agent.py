@@ -44,6 +44,7 @@ class Agent:
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     rng: random.Random = field(default_factory=random.Random)
     on_reading: Callable[[NodeReading, dict[str, GpuHealth]], None] | None = None
+    on_publish: Callable[[], None] | None = None  # after each annotation written (the writes metric)
 
     health: dict[str, GpuHealth] = field(default_factory=dict)   # by GPU uuid (index if none)
     last_reading: NodeReading | None = None
@@ -66,6 +67,8 @@ class Agent:
             return None
         self.publisher.publish(self.config.node, encode(report))
         self.writes += 1
+        if self.on_publish is not None:
+            self.on_publish()
         self.last_published = key
         self.samples.clear()
         spread = 1 + self.config.jitter * (2 * self.rng.random() - 1)
