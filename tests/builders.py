@@ -6,7 +6,8 @@ from datetime import datetime
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from scheduler.cluster import KEYS, GpuPod, Namespace, Node, Snapshot
+from scheduler.cluster import GpuPod, Namespace, Node, Snapshot
+from tests.keys import KEYS
 from scheduler.policy import Policy, load_policy_texts
 
 KST = ZoneInfo("Asia/Seoul")

@@ -6,10 +6,11 @@ import pytest
 from freezegun import freeze_time
 
 import scheduler.planner  # noqa: F401  (imported before any frozen clock: pydantic builds schemas at import)
-import scheduler.render  # noqa: F401
+import scheduler.cli.render  # noqa: F401
 from scheduler.cli import main
 from scheduler.cluster.synthetic import builtin_cluster
 from scheduler.policy import load_policy
+from tests.keys import KEYS
 
 
 def run(capsys, *argv):
@@ -144,7 +145,7 @@ def test_status_reads_what_the_scheduler_wrote_on_the_namespaces(capsys, tmp_pat
 
     policy = load_policy("policies")
     cluster = builtin_cluster(policy)
-    _, after = settle(policy, decode_snapshot(dumps(cluster)), t("2026-03-01 00:00"))
+    _, after = settle(policy, decode_snapshot(dumps(cluster), KEYS), t("2026-03-01 00:00"), KEYS)
     # write the settled namespaces and quotas back as kubectl would print them
     items = [{"apiVersion": "v1", "kind": "Namespace",
               "metadata": {"name": ns.name, "labels": dict(ns.labels), "annotations": dict(ns.annotations)}}

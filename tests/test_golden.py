@@ -15,6 +15,7 @@ from scheduler.planner.simulate import simulate
 from scheduler.policy import load_policy
 
 from tests.builders import t
+from tests.keys import KEYS
 
 GOLDEN = Path(__file__).parent / "golden"
 POLICY = load_policy("policies")
@@ -31,8 +32,8 @@ def _compare(name: str, value) -> None:
 
 @pytest.fixture(scope="module")
 def timeline():
-    snap = decode_snapshot(dumps(builtin_cluster(POLICY)))
-    return simulate(POLICY, snap, t("2025-08-01 00:00"), t("2027-01-02 00:00"))
+    snap = decode_snapshot(dumps(builtin_cluster(POLICY)), KEYS)
+    return simulate(POLICY, snap, t("2025-08-01 00:00"), t("2027-01-02 00:00"), KEYS)
 
 
 def _summary(step):

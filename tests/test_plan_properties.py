@@ -7,7 +7,8 @@ from types import MappingProxyType
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from scheduler.cluster import KEYS, GpuPod, Node, Snapshot
+from scheduler.cluster import GpuPod, Node, Snapshot
+from tests.keys import KEYS
 from scheduler.planner import plan
 from scheduler.planner.nodes import classify
 from scheduler.planner.simulate import settle
@@ -105,7 +106,7 @@ def _usable(policy, snap, at):
 @given(cases())
 def test_no_node_is_ever_in_two_hands(case):
     policy, snap, at = case
-    result = plan(policy, snap, at)
+    result = plan(policy, snap, at, KEYS)
     seen = []
     for c in result.consortia:
         seen += c.nodes + c.draining_nodes
@@ -115,7 +116,7 @@ def test_no_node_is_ever_in_two_hands(case):
 @given(cases())
 def test_nothing_is_assigned_that_is_notready_cordoned_gpu_less_or_in_a_closed_pool(case):
     policy, snap, at = case
-    result = plan(policy, snap, at)
+    result = plan(policy, snap, at, KEYS)
     views = _usable(policy, snap, at)
     for c in result.consortia:
         for name in c.nodes:
@@ -125,7 +126,7 @@ def test_nothing_is_assigned_that_is_notready_cordoned_gpu_less_or_in_a_closed_p
 @given(cases())
 def test_allocated_never_exceeds_target_and_target_never_exceeds_quota(case):
     policy, snap, at = case
-    result = plan(policy, snap, at)
+    result = plan(policy, snap, at, KEYS)
     for c in result.consortia:
         for m, gpus in c.allocated.items():
             assert gpus <= c.target.get(m, 0)
@@ -140,7 +141,7 @@ def test_allocated_never_exceeds_target_and_target_never_exceeds_quota(case):
 @given(cases())
 def test_targets_never_overcommit_a_model(case):
     policy, snap, at = case
-    result = plan(policy, snap, at)
+    result = plan(policy, snap, at, KEYS)
     views = _usable(policy, snap, at)
     for m in MODELS:
         capacity = sum(v.gpus for v in views.values() if v.pool.gpuModel == m)
@@ -150,7 +151,7 @@ def test_targets_never_overcommit_a_model(case):
 @given(cases())
 def test_eliminated_pending_and_ineligible_teams_hold_nothing(case):
     policy, snap, at = case
-    for c in plan(policy, snap, at).consortia:
+    for c in plan(policy, snap, at, KEYS).consortia:
         if c.status in ("eliminated", "pending", "ineligible"):
             assert c.nodes == [] and c.target == {}
 
@@ -158,7 +159,7 @@ def test_eliminated_pending_and_ineligible_teams_hold_nothing(case):
 @given(cases())
 def test_nobody_is_short_by_a_whole_node_while_a_fitting_free_node_of_that_model_exists(case):
     policy, snap, at = case
-    result = plan(policy, snap, at)
+    result = plan(policy, snap, at, KEYS)
     views = _usable(policy, snap, at)
     free = [views[n] for n, i in result.node_intents.items() if i.owner is None and n in views and views[n].usable]
     for c in result.consortia:
@@ -171,7 +172,7 @@ def test_nobody_is_short_by_a_whole_node_while_a_fitting_free_node_of_that_model
 def test_a_team_whose_target_did_not_shrink_loses_no_usable_node(case):
     """...except a node with failed GPUs swapped, in the same plan, for a healthier free one."""
     policy, snap, at = case
-    result = plan(policy, snap, at)
+    result = plan(policy, snap, at, KEYS)
     views = _usable(policy, snap, at)
     held = {}
     for v in views.values():
@@ -194,7 +195,7 @@ def test_a_team_whose_target_did_not_shrink_loses_no_usable_node(case):
 @given(cases())
 def test_a_trim_never_removes_more_than_needed(case):
     policy, snap, at = case
-    result = plan(policy, snap, at)
+    result = plan(policy, snap, at, KEYS)
     views = _usable(policy, snap, at)
     for c in result.consortia:
         for a in result.actions:
@@ -207,14 +208,14 @@ def test_a_trim_never_removes_more_than_needed(case):
 @given(cases())
 def test_the_same_input_gives_the_same_bytes(case):
     policy, snap, at = case
-    assert json.dumps(plan(policy, snap, at).to_dict()) == json.dumps(plan(policy, snap, at).to_dict())
+    assert json.dumps(plan(policy, snap, at, KEYS).to_dict()) == json.dumps(plan(policy, snap, at, KEYS).to_dict())
 
 
 @given(cases())
 def test_a_plan_once_applied_needs_no_further_assignment_or_drain(case):
     policy, snap, at = case
-    first, after = settle(policy, snap, at, busy=True)  # plan, apply, and again after evictions
-    again = plan(policy, after, at)
+    first, after = settle(policy, snap, at, KEYS, busy=True)  # plan, apply, and again after evictions
+    again = plan(policy, after, at, KEYS)
     note(describe(snap))
     note(f"first: {[(c.name, c.target, c.allocated, c.nodes) for c in first.consortia]}")
     note(f"again: {[(c.name, c.target, c.allocated, c.nodes) for c in again.consortia]}")

@@ -13,6 +13,7 @@ import pytest
 from scheduler.cluster import GpuPod, Keys, SnapshotError, Taint, decode_snapshot, decode_snapshot_file
 from scheduler.cluster.synthetic import builtin_cluster, dumps
 from scheduler.policy import load_policy
+from tests.keys import KEYS
 
 REAL_POLICY = Path(__file__).resolve().parents[1] / "policies"
 PREFIX = "gpu-scheduler.sovereign-ai.kr"
@@ -63,12 +64,12 @@ def namespace(name: str, labels=None, annotations=None) -> dict:
 
 
 def only_node(**kw):
-    (decoded,) = decode_snapshot(a_list(node("b200-0001", **kw))).nodes
+    (decoded,) = decode_snapshot(a_list(node("b200-0001", **kw)), KEYS).nodes
     return decoded
 
 
 def pod_gpus(**kw) -> list[int]:
-    return [p.gpus for p in decode_snapshot(a_list(pod("job", **kw))).pods]
+    return [p.gpus for p in decode_snapshot(a_list(pod("job", **kw)), KEYS).pods]
 
 
 # --- a v1 List of everything -----------------------------------------------------------------
@@ -89,27 +90,27 @@ MIXED = a_list(
 
 
 def test_a_v1_list_gives_nodes_namespaces_our_quotas_and_gpu_pods():
-    snap = decode_snapshot(MIXED)
+    snap = decode_snapshot(MIXED, KEYS)
     assert [n.name for n in snap.nodes] == ["b200-0001", "b200-0002"]  # sorted by name
     assert sorted(snap.namespaces) == ["lg-exaone", "upstage-solar"]
     assert snap.pods == (GpuPod("lg-exaone", "train-0", "b200-0002", 8, "Running"),)
 
 
 def test_only_the_resource_quota_named_gpu_scheduler_is_read_for_its_hard_gpu_requests():
-    snap = decode_snapshot(MIXED)
+    snap = decode_snapshot(MIXED, KEYS)
     # compute-resources is someone else's; naver's has no GPU line; an integer is read as its string
     assert dict(snap.quotas) == {"lg-exaone": "16", "upstage-solar": "8"}
 
 
 def test_a_namespace_keeps_all_its_labels_but_only_our_annotations():
-    lg = decode_snapshot(MIXED).namespaces["lg-exaone"]
+    lg = decode_snapshot(MIXED, KEYS).namespaces["lg-exaone"]
     assert dict(lg.labels) == {f"{PREFIX}/consortium": "lg", "team": "exaone"}
     assert dict(lg.annotations) == {f"{PREFIX}/allocation": "{}"}
 
 
 def test_a_node_list_whose_items_have_no_kind_is_a_list_of_nodes():
     raw = a_list(node("h100-0001", kind=None), node("h100-0000", kind=None), kind="NodeList")
-    snap = decode_snapshot(raw)
+    snap = decode_snapshot(raw, KEYS)
     assert [n.name for n in snap.nodes] == ["h100-0000", "h100-0001"]
     assert (snap.namespaces, snap.quotas, snap.pods) == ({}, {}, ())
 
@@ -117,21 +118,21 @@ def test_a_node_list_whose_items_have_no_kind_is_a_list_of_nodes():
 def test_a_pod_list_whose_items_have_no_kind_is_a_list_of_pods():
     item = pod("job", containers=[gpus("2")])
     del item["kind"]
-    assert [p.gpus for p in decode_snapshot(a_list(item, kind="PodList")).pods] == [2]
+    assert [p.gpus for p in decode_snapshot(a_list(item, kind="PodList"), KEYS).pods] == [2]
 
 
 def test_bytes_and_str_decode_the_same():
-    assert decode_snapshot(MIXED) == decode_snapshot(MIXED.decode())
+    assert decode_snapshot(MIXED, KEYS) == decode_snapshot(MIXED.decode(), KEYS)
 
 
 def test_a_cluster_file_decodes_like_its_bytes(tmp_path):
     path = tmp_path / "cluster.json"
     path.write_bytes(MIXED)
-    assert decode_snapshot_file(str(path)) == decode_snapshot(MIXED)
+    assert decode_snapshot_file(str(path), KEYS) == decode_snapshot(MIXED, KEYS)
 
 
 def test_an_empty_list_is_an_empty_cluster():
-    assert decode_snapshot(a_list()).nodes == ()
+    assert decode_snapshot(a_list(), KEYS).nodes == ()
 
 
 # --- nodes -----------------------------------------------------------------------------------
@@ -241,7 +242,7 @@ def test_a_finished_pod_holds_no_gpus(phase):
 
 @pytest.mark.parametrize("phase, seen", [("Running", "Running"), ("Pending", "Pending"), ("Unknown", "Unknown"), ("", "Pending")])
 def test_an_unfinished_pod_keeps_its_phase(phase, seen):
-    (decoded,) = decode_snapshot(a_list(pod("job", phase=phase, containers=[gpus("1")]))).pods
+    (decoded,) = decode_snapshot(a_list(pod("job", phase=phase, containers=[gpus("1")])), KEYS).pods
     assert decoded.phase == seen
 
 
@@ -251,15 +252,15 @@ def test_a_pod_without_gpus_is_dropped():
 
 
 def test_a_pod_not_yet_scheduled_has_no_node():
-    (decoded,) = decode_snapshot(a_list(pod("job", node_name="", containers=[gpus("8")]))).pods
+    (decoded,) = decode_snapshot(a_list(pod("job", node_name="", containers=[gpus("8")])), KEYS).pods
     assert decoded.node == ""
-    assert decode_snapshot(a_list(pod("job", node_name="", containers=[gpus("8")]))).pods_by_node() == {}
+    assert decode_snapshot(a_list(pod("job", node_name="", containers=[gpus("8")])), KEYS).pods_by_node() == {}
 
 
 def test_pods_are_sorted_by_node_namespace_and_name():
     raw = a_list(pod("b", node_name="n2", containers=[gpus("1")]), pod("a", node_name="n2", namespace="z", containers=[gpus("1")]),
                  pod("c", node_name="n1", containers=[gpus("1")]))
-    assert [(p.node, p.namespace, p.name) for p in decode_snapshot(raw).pods] == [
+    assert [(p.node, p.namespace, p.name) for p in decode_snapshot(raw, KEYS).pods] == [
         ("n1", "lg-exaone", "c"), ("n2", "lg-exaone", "b"), ("n2", "z", "a")]
 
 
@@ -270,13 +271,13 @@ def test_pods_are_sorted_by_node_namespace_and_name():
                                  b'{"kind": "List", "items": [{"metadata": {"labels": {"a": 1}}}]}'])
 def test_input_that_is_not_a_kubernetes_list_in_json_is_a_snapshot_error(raw):
     with pytest.raises(SnapshotError, match="not a Kubernetes List in JSON"):
-        decode_snapshot(raw)
+        decode_snapshot(raw, KEYS)
 
 
 @pytest.mark.parametrize("kind", ["ConfigMap", "Node", ""])
 def test_a_document_of_another_kind_is_a_snapshot_error_naming_it(kind):
     with pytest.raises(SnapshotError, match=f"expected kind List or NodeList, got '{kind}'"):
-        decode_snapshot(json.dumps({"apiVersion": "v1", "kind": kind, "data": {"x": "y"}}))
+        decode_snapshot(json.dumps({"apiVersion": "v1", "kind": kind, "data": {"x": "y"}}), KEYS)
 
 
 def test_a_snapshot_error_is_a_value_error_so_callers_can_report_it_plainly():
@@ -285,7 +286,7 @@ def test_a_snapshot_error_is_a_value_error_so_callers_can_report_it_plainly():
 
 def test_items_of_other_kinds_in_a_list_are_ignored():
     raw = a_list(node("n"), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "b"}})
-    assert [n.name for n in decode_snapshot(raw).nodes] == ["n"]
+    assert [n.name for n in decode_snapshot(raw, KEYS).nodes] == ["n"]
 
 
 # --- the built-in cluster --------------------------------------------------------------------
@@ -293,7 +294,7 @@ def test_items_of_other_kinds_in_a_list_are_ignored():
 
 def test_the_built_in_cluster_of_the_real_policy_has_every_pools_nodes():
     policy = load_policy(REAL_POLICY)
-    snap = decode_snapshot(dumps(builtin_cluster(policy)))
+    snap = decode_snapshot(dumps(builtin_cluster(policy)), KEYS)
     per_pool = Counter(n.labels[f"{PREFIX}/pool"] for n in snap.nodes)
     # declared sizes; naver's H100 lease is unsized: enough for stage 1's 3 x 1,024 units as H100 (384 x 8)
     assert per_pool == {"skt-lease": 128, "naver-lease": 384, "gov-b200-a": 510, "gov-b200-b": 255, "gov-h200": 255}
@@ -304,7 +305,7 @@ def test_the_built_in_cluster_of_the_real_policy_has_every_pools_nodes():
 
 def test_the_built_in_clusters_nodes_match_their_pools_node_selectors():
     policy = load_policy(REAL_POLICY)
-    snap = decode_snapshot(dumps(builtin_cluster(policy, rich=True)))
+    snap = decode_snapshot(dumps(builtin_cluster(policy, rich=True)), KEYS)
     for pool in policy.pools:
         matching = [n for n in snap.nodes if all(n.labels.get(k) == v for k, v in pool.nodeSelector.items())]
         assert matching and all(n.name.startswith(pool.name + "-") for n in matching), pool.name
@@ -319,8 +320,8 @@ def test_a_relabelled_node_keeps_the_owner_its_taint_names():
             "spec": {"taints": [{"key": "gpu-scheduler.sovereign-ai.kr/consortium", "value": "lg",
                                  "effect": "NoSchedule"}]},
             "status": {"allocatable": {"nvidia.com/gpu": "8"}}}
-    snap = decode_snapshot(json.dumps({"apiVersion": "v1", "kind": "List", "items": [item]}))
+    snap = decode_snapshot(json.dumps({"apiVersion": "v1", "kind": "List", "items": [item]}), KEYS)
     assert snap.nodes[0].owner == "lg"
     item["spec"]["taints"] = []
-    snap = decode_snapshot(json.dumps({"apiVersion": "v1", "kind": "List", "items": [item]}))
+    snap = decode_snapshot(json.dumps({"apiVersion": "v1", "kind": "List", "items": [item]}), KEYS)
     assert snap.nodes[0].owner == "thief"  # no taint to contradict it (e.g. a taint removed by hand)

@@ -7,6 +7,7 @@ from scheduler.planner import plan
 from scheduler.planner.statuses import stage_in_force, standings
 
 from tests.builders import programme, stage_yaml, t
+from tests.keys import KEYS
 
 SECOND = timedelta(seconds=1)
 
@@ -50,9 +51,9 @@ def test_a_pending_round_keeps_the_last_decided_stage_in_force_and_flags_it():
     force = stage_in_force(PROGRAMME, at)
     assert force.stage.metadata.name == "stage-2"
     assert force.pending.metadata.name == "stage-3"
-    result = plan(PROGRAMME, Snapshot(), at)
+    result = plan(PROGRAMME, Snapshot(), at, KEYS)
     assert result.decision_pending and result.stage == "stage-2" and result.pending_stage == "stage-3"
-    assert not plan(PROGRAMME, Snapshot(), at - SECOND).decision_pending
+    assert not plan(PROGRAMME, Snapshot(), at - SECOND, KEYS).decision_pending
 
 
 def test_eliminated_stays_eliminated_in_later_stages_and_never_listed_is_ineligible():

@@ -6,6 +6,7 @@ from scheduler.planner import plan
 from scheduler.planner.targets import water_fill
 
 from tests.builders import busy, cluster, nodes, programme, stage_yaml, t
+from tests.keys import KEYS
 
 
 def free(*sizes):
@@ -59,7 +60,7 @@ def test_shares_depend_on_node_sizes_not_on_who_holds_them():
 
 def test_per_model_quotas_share_a_short_pool_max_min_fairly():
     p = programme(stage_yaml("s1", "2026-01-01", "[a, b, c]", "{a: {H100: 32}, b: {H100: 32}, c: {H100: 8}}"))
-    result = plan(p, cluster(nodes("h100", 6)), t("2026-01-02 00:00"))
+    result = plan(p, cluster(nodes("h100", 6)), t("2026-01-02 00:00"), KEYS)
     got = targets(result)
     assert got["c"] == {"H100": 8}
     assert sorted([got["a"]["H100"], got["b"]["H100"]]) == [16, 24]
@@ -70,19 +71,19 @@ def test_units_quota_takes_the_model_it_already_holds_first():
     p = programme(stage_yaml("s1", "2026-01-01", "[a]", "{a: {units: 32}}"))
     snap = cluster(nodes("b200", 1, owner="a"), nodes("b200", 3, start=1), nodes("h100", 8))
     # H100 has more free units (64 vs 48) but the team already holds B200
-    assert targets(plan(p, snap, t("2026-01-02 00:00"))) == {"a": {"B200": 16}}
+    assert targets(plan(p, snap, t("2026-01-02 00:00"), KEYS)) == {"a": {"B200": 16}}
 
 
 def test_units_quota_without_holdings_takes_the_model_with_the_most_free_units():
     p = programme(stage_yaml("s1", "2026-01-01", "[a]", "{a: {units: 32}}"))
     snap = cluster(nodes("b200", 1), nodes("h100", 8))  # 16 B200 units, 64 H100 units
-    assert targets(plan(p, snap, t("2026-01-02 00:00"))) == {"a": {"H100": 32}}
+    assert targets(plan(p, snap, t("2026-01-02 00:00"), KEYS)) == {"a": {"H100": 32}}
 
 
 def test_units_quotas_come_from_what_per_model_quotas_leave():
     p = programme(stage_yaml("s1", "2026-01-01", "[a, b]", "{a: {H100: 48}, b: {units: 64}}"))
     snap = cluster(nodes("h100", 8), nodes("b200", 2))
-    got = targets(plan(p, snap, t("2026-01-02 00:00")))
+    got = targets(plan(p, snap, t("2026-01-02 00:00"), KEYS))
     assert got["a"] == {"H100": 48}
     assert got["b"] == {"B200": 16, "H100": 16}  # 32 units of B200 + 16 H100 left by a = 48 of its 64
 
@@ -93,7 +94,7 @@ def _wind_down(mode_yaml, at):
         stage_yaml("s2", "2026-02-01", "[b]", "{b: {H100: 8}}", wind_down=mode_yaml),
     )
     snap = cluster(nodes("h100", 8, owner="a"), nodes("h100", 4, start=8))
-    return plan(p, snap, at).consortium("a")
+    return plan(p, snap, at, KEYS).consortium("a")
 
 
 def test_hold_keeps_the_whole_quota_during_grace():
@@ -125,7 +126,7 @@ def test_a_winding_down_team_never_grows_beyond_what_it_holds():
         stage_yaml("s2", "2026-02-01", "[b]", wind_down="{mode: hold}"),
     )
     snap = cluster(nodes("h100", 2, owner="a"), nodes("h100", 10, start=2))
-    a = plan(p, snap, t("2026-02-02 00:00")).consortium("a")
+    a = plan(p, snap, t("2026-02-02 00:00"), KEYS).consortium("a")
     assert a.target == {"H100": 16} and a.allocated == {"H100": 16}
 
 
@@ -136,7 +137,7 @@ def test_the_base_is_the_quota_so_a_second_reconcile_does_not_trim_again():
     )
     # after the first trim a holds 32 (4 nodes); the target stays 32, not 50% of 32
     snap = cluster(nodes("h100", 4, owner="a"), nodes("h100", 4, start=4))
-    a = plan(p, snap, t("2026-02-03 00:00")).consortium("a")
+    a = plan(p, snap, t("2026-02-03 00:00"), KEYS).consortium("a")
     assert a.target == {"H100": 32} and a.draining_nodes == []
 
 
@@ -146,7 +147,7 @@ def test_winding_down_holdings_are_served_before_active_quotas_under_shortage():
         stage_yaml("s2", "2026-02-01", "[b]", "{b: {H100: 64}}", wind_down="{mode: hold}"),
     )
     snap = cluster(nodes("h100", 4, owner="a"), nodes("h100", 4, start=4))
-    result = plan(p, snap, t("2026-02-01 00:00"))
+    result = plan(p, snap, t("2026-02-01 00:00"), KEYS)
     assert result.consortium("a").target == {"H100": 32}
     assert result.consortium("b").target == {"H100": 32}
     assert result.consortium("a").draining_nodes == []
@@ -155,7 +156,7 @@ def test_winding_down_holdings_are_served_before_active_quotas_under_shortage():
 def test_pending_ineligible_and_eliminated_teams_get_nothing():
     p = programme(stage_yaml("s1", "2026-01-01", "[a, {consortium: b, from: 2026-02-01}]",
                              "{a: {H100: 8}, b: {H100: 8}}"))
-    result = plan(p, cluster(nodes("h100", 4)), t("2026-01-10 00:00"))
+    result = plan(p, cluster(nodes("h100", 4)), t("2026-01-10 00:00"), KEYS)
     assert result.consortium("b").status == "pending" and result.consortium("b").target == {}
     assert result.consortium("c").status == "ineligible" and result.consortium("c").target == {}
     assert result.consortium("b").quota == {"H100": 8}  # what it will get, shown while pending

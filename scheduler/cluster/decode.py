@@ -11,14 +11,13 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from types import MappingProxyType
 
 import msgspec
 
-from scheduler.cluster.labels import GPU_RESOURCE, KEYS, RESOURCE_QUOTA_NAME, Keys
+from scheduler.cluster.labels import GPU_RESOURCE, RESOURCE_QUOTA_NAME, Keys
 from scheduler.cluster.snapshot import GpuPod, Namespace, Node, Snapshot, Taint
-from scheduler.telemetry.report import decode as decode_report
+from scheduler.wire import quota, telemetry, timestamps
 
 
 class _Meta(msgspec.Struct, frozen=True):
@@ -96,7 +95,7 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def decode_snapshot(data: bytes | str, keys: Keys = KEYS) -> Snapshot:
+def decode_snapshot(data: bytes | str, keys: Keys) -> Snapshot:
     """Decode a cluster dump, with the cycle collector paused (it would cost more than decoding)."""
     with paused_gc():
         return _decode(data, keys)
@@ -123,9 +122,9 @@ def _decode(data: bytes | str, keys: Keys) -> Snapshot:
             namespaces[m.name] = Namespace(m.name, MappingProxyType(m.labels), MappingProxyType(_ours(m.annotations, keys)))
         elif kind == "ResourceQuota":
             if item.metadata.name == RESOURCE_QUOTA_NAME:
-                hard = item.spec.hard.get(f"requests.{GPU_RESOURCE}")
+                hard = quota.decode_hard(item.spec.hard)
                 if hard is not None:
-                    quotas[item.metadata.namespace] = str(hard)
+                    quotas[item.metadata.namespace] = hard
         elif kind == "Pod":
             pod = gpu_pod_from(item)
             if pod is not None:
@@ -135,7 +134,7 @@ def _decode(data: bytes | str, keys: Keys) -> Snapshot:
     return Snapshot(nodes=tuple(nodes), namespaces=namespaces, quotas=quotas, pods=tuple(pods))
 
 
-def decode_snapshot_file(path: str, keys: Keys = KEYS) -> Snapshot:
+def decode_snapshot_file(path: str, keys: Keys) -> Snapshot:
     with open(path, "rb") as fh:
         return decode_snapshot(fh.read(), keys)
 
@@ -158,17 +157,7 @@ def _quantity(value: str | int | float | None) -> int:
             return 0
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
-def node_from(item: _Item, keys: Keys = KEYS) -> Node:
+def node_from(item: _Item, keys: Keys) -> Node:
     m = item.metadata
     ann = _ours(m.annotations, keys)
     ready = any(c.type == "Ready" and c.status == "True" for c in item.status.conditions)
@@ -180,8 +169,9 @@ def node_from(item: _Item, keys: Keys = KEYS) -> Node:
         unschedulable=item.spec.unschedulable,
         owner=_owner(m.labels.get(keys.consortium), item.spec.taints, keys),
         state=m.labels.get(keys.node_state) or None,
-        drain_started=_time(ann.get(keys.drain_started)),
-        drain_deadline=_time(ann.get(keys.drain_deadline)),
+        drain_started=timestamps.decode(ann.get(keys.drain_started)),
+        drain_deadline=timestamps.decode(ann.get(keys.drain_deadline)),
+        drain_reason=ann.get(keys.drain_reason),
         taints=tuple(Taint(t.key, t.value, t.effect) for t in item.spec.taints),
         annotations=MappingProxyType(ann),
         **_telemetry(ann.get(keys.telemetry)),
@@ -205,7 +195,7 @@ def _telemetry(text: str | None) -> dict:
     if not text:
         return {}
     try:
-        report = decode_report(text)
+        report = telemetry.decode(text)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return {}
     if report.error:  # the agent could not read NVML: it knows nothing about the GPUs

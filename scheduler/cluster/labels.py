@@ -1,6 +1,8 @@
-"""The Kubernetes contract of DESIGN section 5: every label, annotation and taint key we manage.
+"""Every label, annotation and taint key gpu-scheduler manages (the contract in docs/daemon.md).
 
-The prefix is configurable (the chart sets it); everything derives from one `Keys` value.
+The prefix is configurable (`--label-prefix`, the chart's `labelPrefix`); every key derives from
+one `Keys` value, and every function that reads or writes a key takes that value explicitly: a
+default here once let one code path use the default prefix while the rest used the configured one.
 """
 
 from __future__ import annotations
@@ -8,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scheduler import DOMAIN
-
-GPU_RESOURCE = "nvidia.com/gpu"
+from scheduler.wire.quota import GPU_RESOURCE, NAME as RESOURCE_QUOTA_NAME
 
 
 @dataclass(frozen=True)
@@ -73,5 +74,4 @@ class Keys:
         return self._k("allocation")
 
 
-KEYS = Keys()
-RESOURCE_QUOTA_NAME = "gpu-scheduler"
+__all__ = ["GPU_RESOURCE", "RESOURCE_QUOTA_NAME", "Keys"]

@@ -32,6 +32,7 @@ class Node:
     state: str | None = None            # node-state label
     drain_started: datetime | None = None
     drain_deadline: datetime | None = None
+    drain_reason: str | None = None     # why it drains (drain-reason annotation), carried over by replanning
     taints: tuple[Taint, ...] = ()
     annotations: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # only the ones under our prefix
     healthy_gpus: int | None = None     # from agent telemetry; None = none, or too old (see fresh())

@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from scheduler.cluster import KEYS, Keys
+from scheduler.actuator.watch import ClusterReader
+from scheduler.actuator.writer import Writer
+from scheduler.actuator.writes import desired_writes, policy_invalid_event
+from scheduler.cluster import Keys
 from scheduler.cluster.decode import paused_gc
-from scheduler.cluster.kube import Writer, read_snapshot
-from scheduler.cluster.writes import desired_writes, policy_invalid_event
 from scheduler.daemon.clock import Clock
+from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
-from scheduler.metrics import Metrics
 from scheduler.planner import Plan, plan
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Outcome:
 @dataclass
 class Reconciler:
     source: PolicySource
-    api: object
+    reader: ClusterReader                # the watch cache when it is trusted, else a fresh list
     clock: Clock
     metrics: Metrics
     writer: Writer
@@ -45,13 +46,11 @@ class Reconciler:
     synced: bool = False
     last_read: float | None = None  # monotonic time of the last successful cluster read
     lock: threading.Lock = field(default_factory=threading.Lock)
-    keys: Keys = KEYS
-    cache: object | None = None          # a started kube.Watcher, or None: list every time
-    resync_every: float = 300.0          # seconds: list afresh at least this often even when the cache is trusted
-    reads: dict[str, int] = field(default_factory=lambda: {"list": 0, "cache": 0})
     written: dict[str, str] | None = None  # allocation annotation last left on each namespace (drift detection)
-    _trusted: bool = False
-    _listed_at: float = float("-inf")
+
+    @property
+    def keys(self) -> Keys:
+        return self.reader.keys
 
     def reconcile(self) -> Outcome:
         """Serialised: the periodic job, a change point and a watch event may all ask at once."""
@@ -76,24 +75,6 @@ class Reconciler:
         key = self.keys.allocation
         self.written = {ns: ann[key] for ns, ann in result.namespace_annotations.items() if key in ann}
 
-    def _read(self):
-        """The cluster now: the watch cache when it is trusted, else a fresh list.
-
-        The cache is trusted once a fresh list, taken with none of our writes in flight, found it
-        identical; it stops being trusted as soon as we write (a reconcile must never act on a
-        cache that has not seen its own writes yet) and at least every `resync_every` seconds. So
-        a steady cluster costs no list at all, and the cache is only used when it has provably
-        caught up with everything this replica wrote."""
-        now = time.monotonic()
-        if self.cache is not None and self._trusted and now - self._listed_at < self.resync_every:
-            self.reads["cache"] += 1
-            return self.cache.snapshot()
-        snapshot, _ = read_snapshot(self.api, self.keys)
-        self.reads["list"] += 1
-        self._listed_at = now
-        self._trusted = self.cache is not None and self.cache.snapshot().same_as(snapshot, self.keys.telemetry)
-        return snapshot
-
     def report_invalid_policy(self, namespace: str) -> None:
         """The leader tells operators, with an Event, that the policy on disk was not applied."""
         error = self.source.error
@@ -107,7 +88,7 @@ class Reconciler:
         policy = self.source.policy
         if policy is None:
             return Outcome(None, skipped="no valid policy loaded yet")
-        snapshot = self._read()
+        snapshot = self.reader.read()
         self.synced = True
         self.last_read = time.monotonic()
         at = self.clock.now()
@@ -121,7 +102,7 @@ class Reconciler:
         if not writes:
             self._remember(result)
             return Outcome(result)
-        self._trusted = False  # our own writes must be seen by a fresh list before the cache is trusted again
+        self.reader.wrote()
         report = self.writer.apply(writes, still_allowed=self.is_leader)
         for (resource, verb), n in report.writes.items():
             self.metrics.api_writes_total.labels(resource, verb).inc(n)

@@ -16,7 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.daemon.reconciler import Reconciler
-from scheduler.metrics import Metrics
+from scheduler.daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

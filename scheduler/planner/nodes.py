@@ -1,6 +1,6 @@
 """Which pool each node belongs to, whether it can be given out now, and why not.
 
-Capacity of a node (DESIGN 4.1) is its healthy GPUs, and 0 when it is NotReady, cordoned, has
+Capacity of a node (docs/planning.md) is its healthy GPUs, and 0 when it is NotReady, cordoned, has
 no healthy GPU, or its pool is outside its window, including the `drainTimeout` before a lease
 ends (so the pool is empty when the lease does end).
 """

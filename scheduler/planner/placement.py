@@ -1,4 +1,4 @@
-"""Whole-node placement: who keeps, loses and gains which node (DESIGN section 4.3 and 4.4).
+"""Whole-node placement: who keeps, loses and gains which node (docs/planning.md, Placement).
 
 Sticky: a consortium at or below its target keeps every usable node. Reclaim takes unhealthy,
 then idle (fewest GPU pods, lowest utilisation), then outlying nodes (in the blocks where the
@@ -14,7 +14,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from scheduler.cluster.labels import KEYS
 from scheduler.planner.model import (ASSIGN, ASSIGNED, DRAIN, DRAINING, EVICT, FREE, RELEASE, UNHEALTHY, Action,
                                      NodeIntent)
 from scheduler.planner.nodes import NodeView
@@ -134,7 +133,7 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
             started = n.drain_started or (n.drain_deadline - drain_timeout.get(n.owner, default_timeout)
                                           if n.drain_deadline else at)
             deadline = deadline_of(v, n.owner, started)
-            out.intents[v.name] = NodeIntent(n.owner, DRAINING, started, deadline, n.annotations.get(KEYS.drain_reason))
+            out.intents[v.name] = NodeIntent(n.owner, DRAINING, started, deadline, n.drain_reason)
             if deadline <= at:
                 out.actions.append(Action(EVICT, f"drain deadline {deadline.isoformat()} passed with "
                                           f"{v.gpu_pods} GPU pod(s) still on the node", consortium=n.owner,

@@ -5,11 +5,10 @@ No clock, no Kubernetes client, no I/O: the same inputs give the same plan, byte
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from datetime import datetime
 
-from scheduler.cluster import KEYS, Keys, Snapshot
+from scheduler.cluster import Keys, Snapshot
 from scheduler.planner.changepoints import change_points, policy_change_points
 from scheduler.planner.model import (ACTIVE, ASSIGN, LABEL_NAMESPACE, PENDING, SET_QUOTA, Action, ConsortiumPlan, Plan,
                                      PoolPlan)
@@ -18,12 +17,13 @@ from scheduler.planner.placement import place
 from scheduler.planner.statuses import stage_in_force, standings
 from scheduler.planner.targets import ModelCapacity, compute_targets, wind_down_targets
 from scheduler.policy import Policy, Pool
+from scheduler.wire import allocation as allocation_wire
 
 _NO_POOL = Pool.model_construct(name="(no pool)", gpuModel="(none)", nodeSelector={}, availableFrom=None,
                                 availableUntil=None, topologyKey=None, size=None)
 
 
-def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
+def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys,
          policy_points=None) -> Plan:
     if at.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware instant")
@@ -76,14 +76,23 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys = KEYS,
             namespaces=sorted(c.namespaces), next_change=nxt, used=used.get(c.name, {})))
 
     pools = _pool_plans(policy, views, placement.intents, set(pool_windows(policy, at)))
-    result = Plan(at=at, stage=force.stage.metadata.name if force.stage else None,
+    stage = force.stage.metadata.name if force.stage else None
+    ns_labels: dict[str, dict[str, str]] = {}
+    ns_annotations: dict[str, dict[str, str]] = {}
+    ns_quotas: dict[str, int] = {}
+    for c in consortia:
+        labels, annotations, gpus = namespace_state(policy, c, stage, keys)
+        for ns in c.namespaces:
+            ns_labels[ns], ns_annotations[ns], ns_quotas[ns] = labels, annotations, gpus
+    result = Plan(at=at, stage=stage,
                   decision_pending=force.pending is not None,
                   pending_stage=force.pending.metadata.name if force.pending else None,
                   policy_sha256=policy.sha256, consortia=consortia, pools=pools, actions=[],
                   next_change=upcoming[0] if upcoming else None, node_intents=placement.intents,
+                  namespace_labels=ns_labels, namespace_annotations=ns_annotations, namespace_quotas=ns_quotas,
                   telemetry_stale_nodes=stale,
                   assign_order=[a.node for a in placement.actions if a.action == ASSIGN])
-    actions = list(placement.actions) + _namespace_actions(policy, snapshot, result, keys)
+    actions = list(placement.actions) + _namespace_actions(result, snapshot)
     result.actions = sorted(actions, key=Action.sort_key)
     return result
 
@@ -136,24 +145,24 @@ def namespace_state(policy: Policy, c: ConsortiumPlan, stage: str | None, keys: 
     }
     for m in policy.models:
         labels[keys.quota_model(m)] = str(c.target.get(m, 0))
-    allocation = {
-        "consortium": c.name, "status": c.status, "stage": stage,
-        "quota": c.quota, "target": c.target, "allocated": c.allocated, "shortfall": c.shortfall,
-        "nodes": len(c.nodes), "draining_nodes": len(c.draining_nodes),
-        "next_change": c.next_change.to_dict() if c.next_change else None,
-    }
-    annotations = {keys.allocation: json.dumps(allocation, sort_keys=True, separators=(",", ":"))}
+    allocation = allocation_wire.Allocation(
+        consortium=c.name, status=c.status, stage=stage,
+        quota=c.quota, target=c.target, allocated=c.allocated, shortfall=c.shortfall,
+        nodes=len(c.nodes), draining_nodes=len(c.draining_nodes),
+        next_change=allocation_wire.NextChange(c.next_change.at.isoformat(), c.next_change.what)
+        if c.next_change else None)
+    annotations = {keys.allocation: allocation_wire.encode(allocation)}
     return labels, annotations, c.allocated_gpus
 
 
-def _namespace_actions(policy: Policy, snapshot: Snapshot, result: Plan, keys: Keys) -> list[Action]:
+def _namespace_actions(result: Plan, snapshot: Snapshot) -> list[Action]:
+    """What the plan changes on each consortium namespace, as actions (for people: the writes
+    themselves are the actuator's diff of the same state)."""
     actions: list[Action] = []
     for c in result.consortia:
-        labels, annotations, gpus = namespace_state(policy, c, result.stage, keys)
         for ns in c.namespaces:
-            result.namespace_labels[ns] = labels
-            result.namespace_annotations[ns] = annotations
-            result.namespace_quotas[ns] = gpus
+            labels, annotations = result.namespace_labels[ns], result.namespace_annotations[ns]
+            gpus = result.namespace_quotas[ns]
             current = snapshot.namespaces.get(ns)
             if current is None:
                 missing = "namespace not found in the snapshot; "

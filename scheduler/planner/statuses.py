@@ -1,5 +1,5 @@
 """Who is in the programme at an instant: the stage in force, pending decisions, and each
-consortium's status with the quota it is measured against (DESIGN section 3 rules)."""
+consortium's status with the quota it is measured against (the rules of docs/planning.md)."""
 
 from __future__ import annotations
 

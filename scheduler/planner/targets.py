@@ -1,4 +1,4 @@
-"""Targets: how many GPUs of each model each consortium should hold (DESIGN section 4.2).
+"""Targets: how many GPUs of each model each consortium should hold (docs/planning.md, Targets).
 
 Order: winding-down holdings first; then per-model quotas, model by model, max-min fair
 (water-filling, capped by quota) under shortage; then `units` quotas from what is left, each

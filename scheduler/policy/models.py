@@ -1,4 +1,4 @@
-"""Pydantic models of the policy documents, exactly as DESIGN section 3 writes them.
+"""Pydantic models of the policy documents, exactly as docs/policy.md documents them.
 
 Strict: unknown keys are errors (a typo must never be silently ignored). Cross-document checks
 (unknown names, overlapping stages, impossible quotas) live in `crosscheck.py`.

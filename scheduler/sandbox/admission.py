@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from scheduler.sandbox import errors
+from scheduler.wire import timestamps
 from scheduler.sandbox.resources import ResourceType
 from scheduler.sandbox.selectors import label_key_error, label_value_error
 
@@ -35,17 +36,8 @@ def utc_now(clock: Clock) -> datetime:
 
 
 def timestamp(clock: Clock) -> str:
-    return utc_now(clock).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    """metav1.Time as the API server writes it (RFC 3339, UTC, seconds)."""
+    return timestamps.encode_utc(utc_now(clock))
 
 
 def generate_name(prefix: str, rng: random.Random) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from scheduler.sandbox.admission import parse_time
+from scheduler.wire import timestamps
 
 Obj = dict[str, Any]
 
@@ -51,7 +51,7 @@ def human_duration(seconds: float) -> str:
 
 
 def _since(text: str | None, now: datetime) -> str:
-    at = parse_time(text)
+    at = timestamps.decode(text)
     if at is None:
         return "<unknown>"
     return human_duration((now - at).total_seconds())

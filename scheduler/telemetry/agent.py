@@ -1,6 +1,6 @@
 """The node agent: read NVML, judge each GPU's health, tell the controller when it matters.
 
-It publishes the telemetry annotation (DESIGN section 9) only when health changes or a heartbeat
+It publishes the telemetry annotation (docs/telemetry.md) only when health changes or a heartbeat
 is due (default every 5 minutes, jittered so that 10,000 agents do not write in step): a node
 whose GPUs stay healthy costs the API server 12 writes an hour, and a GPU that fails is reported
 within one poll (XID events wake the loop at once). Utilisation is averaged over the samples since
@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 
 from scheduler.telemetry.health import GpuHealth, HealthRules, update
 from scheduler.telemetry.nvml import NodeReading, NvmlReader
-from scheduler.telemetry.report import VERSION, GpuReport, TelemetryReport, encode, utc_now_stamp
+from scheduler.wire.telemetry import VERSION, GpuReport, TelemetryReport, encode, utc_now_stamp
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class NodeAnnotationPublisher:
 
         from kubernetes import client
 
-        from scheduler.cluster.retry import Backoff
+        from scheduler.actuator.retry import Backoff
 
         self.core = client.CoreV1Api(api)
         self.key = key
@@ -149,7 +149,7 @@ class NodeAnnotationPublisher:
         self.retries = 0
 
     def publish(self, node: str, annotation: str) -> None:
-        from scheduler.cluster.retry import Transient, classify
+        from scheduler.actuator.retry import Transient, classify
 
         body = {"metadata": {"annotations": {self.key: annotation}}}
         for attempt in range(self.backoff.attempts):

@@ -1,4 +1,4 @@
-"""A small, faithful fake of the ``pynvml`` module, driven by a JSON file (DESIGN section 9).
+"""A small, faithful fake of the ``pynvml`` module, driven by a JSON file (docs/telemetry.md).
 
 Why it exists: the NVML reader takes a pynvml-like object ``nvml`` and calls ``nvml.nvmlInit()``,
 ``nvml.nvmlDeviceGetMemoryInfo(h)`` and so on. In production that object is the ``pynvml`` module;
@@ -223,7 +223,7 @@ Event = Annotated[
 
 
 class FakeNvmlFile(BaseModel):
-    """The fake NVML file (agent --nvml-fake FILE): DESIGN section 9, extended as documented in
+    """The fake NVML file (agent --nvml-fake FILE): the format of docs/telemetry.md, extended as documented in
     scheduler/telemetry/fake_nvml.py. Absent readings mean "not supported" on that GPU."""
 
     model_config = ConfigDict(strict=True, frozen=True, extra="allow", title="Fake NVML file")

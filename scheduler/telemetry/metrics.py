@@ -1,4 +1,4 @@
-"""The agent's per-GPU Prometheus metrics (`gpu_agent_*`, DESIGN section 7).
+"""The agent's per-GPU Prometheus metrics (`gpu_agent_*`, the contract in docs/metrics.md).
 
 Readings are exported from the latest NVML reading at scrape time, so a GPU that disappears
 leaves no stale series; a reading NVML does not support on a GPU is simply absent.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from scheduler.metrics import add_process_metrics
+from scheduler.observability.process import add_process_metrics
 from scheduler.telemetry.health import GpuHealth
 from scheduler.telemetry.nvml import NodeReading
 

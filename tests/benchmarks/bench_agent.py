@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 from benchlib import ROOT  # noqa: E402
 
-from scheduler.cluster import KEYS  # noqa: E402
+from tests.keys import KEYS  # noqa: E402
 from scheduler.policy.types import parse_duration  # noqa: E402
 from scheduler.telemetry.agent import Agent, AgentConfig  # noqa: E402
 from scheduler.telemetry.fake_nvml import FakeNvml  # noqa: E402
@@ -147,7 +147,8 @@ def flapping(args, base: dict, interval: timedelta, every: str) -> dict:
 def against_sandbox(args, base: dict, interval: timedelta) -> dict:
     """A few agents publish over HTTP to the sandbox for one simulated hour while the
     controller's Watcher watches: API writes per publish, watch wake-ups per publish."""
-    from scheduler.cluster.kube import Watcher, connect
+    from scheduler.actuator.watch import Watcher
+    from scheduler.actuator.connect import connect
     from scheduler.policy import load_policy
     from scheduler.telemetry.agent import NodeAnnotationPublisher
 
@@ -162,7 +163,7 @@ def against_sandbox(args, base: dict, interval: timedelta) -> dict:
         sandbox.call("load_list", {"apiVersion": "v1", "kind": "List", "items": nodes})
         api = connect(sandbox.call("kubeconfig", str(tmp / "kubeconfig")))
         wakes = [0]
-        watcher = Watcher(api, on_change=lambda: wakes.__setitem__(0, wakes[0] + 1)).start()
+        watcher = Watcher(api, KEYS, on_change=lambda: wakes.__setitem__(0, wakes[0] + 1)).start()
         woken_at_start = wakes[0]
         clock = [0.0]
         real = NodeAnnotationPublisher(api, KEYS.telemetry)

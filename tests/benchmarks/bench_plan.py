@@ -61,11 +61,11 @@ check_generator = benchlib.check_generator
 PHASES = r"""
 import time; t0 = time.perf_counter()
 import gc, json, sys
-from scheduler.cli import _instant
+from scheduler.cli.commands import _instant
 from scheduler.cluster import decode_snapshot_file
 from scheduler.planner import plan
 from scheduler.policy import load_policy
-from scheduler.render import plan_json
+from scheduler.cli.render import plan_json
 t1 = time.perf_counter()
 gc.freeze()
 policy = load_policy("policies"); t2 = time.perf_counter()

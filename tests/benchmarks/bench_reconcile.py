@@ -59,13 +59,16 @@ import benchlib  # noqa: E402
 from benchlib import ROOT, SandboxProcess, exponent, fmt_exp, median, verdict  # noqa: E402
 
 import scheduler.daemon.reconciler as reconciler_module  # noqa: E402
-from scheduler.cluster import KEYS  # noqa: E402
-from scheduler.cluster.kube import Watcher, Writer, connect  # noqa: E402
+from tests.keys import KEYS  # noqa: E402
+from scheduler.actuator.watch import Watcher  # noqa: E402
+from scheduler.actuator.writer import Writer  # noqa: E402
+from scheduler.actuator.connect import connect  # noqa: E402
 from scheduler.daemon.clock import Clock  # noqa: E402
 from scheduler.daemon.policy_source import PolicySource  # noqa: E402
 from scheduler.daemon.reconciler import Reconciler  # noqa: E402
 from scheduler.daemon.service import Daemon  # noqa: E402
-from scheduler.metrics import Metrics  # noqa: E402
+from scheduler.daemon.metrics import Metrics  # noqa: E402
+from scheduler.actuator.watch import ClusterReader
 
 STAGE2 = datetime.fromisoformat("2026-01-15T00:00:00+09:00")
 BEFORE = STAGE2 - timedelta(minutes=10)   # stage 1 in force: the cold start and the steady state
@@ -272,7 +275,7 @@ def one_run(n: int, data_path: Path, args, profiling: bool = False) -> Run:
         source = PolicySource(ROOT / "policies")
         source.reload()
         policy = source.policy
-        r = Reconciler(source, api, Clock(start=BEFORE, wall=wall), Metrics(), Writer(api))
+        r = Reconciler(source, ClusterReader(api, KEYS), Clock(start=BEFORE, wall=wall), Metrics(), Writer(api))
         prof = cProfile.Profile() if profiling else None
         outcome, split, w = reconcile_timed(r, sandbox, prof)
         f["cold start"] = time.monotonic() - t_start
@@ -386,13 +389,13 @@ def round_by_daemon(f: dict, run: Run, api, source, sandbox: SandboxProcess, arg
     metrics = Metrics()
     clock = Clock(start=STAGE2 - timedelta(seconds=lead))
     t_stage = time.monotonic() + clock.wall_seconds_until(STAGE2)
-    r = Reconciler(source, api, clock, metrics, Writer(api))
+    r = Reconciler(source, ClusterReader(api, KEYS), clock, metrics, Writer(api))
     daemon = Daemon(r, source, clock, metrics, reconcile_every=3600, namespace=LEASE_NS)
     t_begin = time.monotonic()
     sandbox.call("clear_write_times")
     s0, p0 = sandbox.call("cpu"), time.process_time()
     daemon.start()
-    watcher = None if args.no_watch else Watcher(api, on_change=daemon.changed).start()
+    watcher = None if args.no_watch else Watcher(api, KEYS, on_change=daemon.changed).start()
     last_write = [t_stage]
 
     def settled() -> bool:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scheduler.cluster.labels import KEYS  # noqa: E402
+from tests.keys import KEYS  # noqa: E402
 from scheduler.cluster.synthetic import dumps, node_object, synthetic_nodes  # noqa: E402
 
 LIST_HEAD = b'{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":""},"items":['

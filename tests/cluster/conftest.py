@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from scheduler.cluster.kube import connect
+from scheduler.actuator.connect import connect
 from scheduler.cluster.synthetic import builtin_cluster
 from scheduler.policy import Policy, load_policy
 from scheduler.sandbox import SandboxServer

@@ -9,11 +9,14 @@ from collections import Counter
 import pytest
 from kubernetes import client
 
-from scheduler.cluster import KEYS, decode_snapshot
-from scheduler.cluster.kube import Watcher, Writer, read_snapshot
-from scheduler.cluster.retry import Backoff
+from scheduler.cluster import decode_snapshot
+from tests.keys import KEYS
+from scheduler.actuator.watch import Watcher
+from scheduler.actuator.writer import Writer
+from scheduler.actuator.reads import read_snapshot
+from scheduler.actuator.retry import Backoff
 from scheduler.cluster.synthetic import dumps
-from scheduler.cluster.writes import MERGE_PATCH, Write, desired_writes, eviction
+from scheduler.actuator.writes import MERGE_PATCH, Write, desired_writes, eviction
 from scheduler.planner.plan import plan
 from scheduler.sandbox import SandboxServer
 from tests.builders import programme, stage_yaml
@@ -27,14 +30,14 @@ SANDBOX_VERB = {"patch": "patch", "create": "create", "evict": "create"}
 
 def reconcile(api, policy, at, writer: Writer):
     """One reconcile of the daemon: read, plan, write. The writes and what became of them."""
-    snapshot, _ = read_snapshot(api)
-    writes = desired_writes(plan(policy, snapshot, at), snapshot, policy)
+    snapshot, _ = read_snapshot(api, KEYS)
+    writes = desired_writes(plan(policy, snapshot, at, KEYS), snapshot, policy, KEYS)
     return writes, writer.apply(writes)
 
 
 def managed_state(api):
     """What the scheduler writes, as read back: nodes, namespaces and quotas (not Events)."""
-    snapshot, _ = read_snapshot(api)
+    snapshot, _ = read_snapshot(api, KEYS)
     return snapshot.nodes, dict(snapshot.namespaces), dict(snapshot.quotas)
 
 
@@ -44,13 +47,13 @@ def as_sandbox_counts(counts: Counter) -> Counter:
 
 # -- reading ---------------------------------------------------------------------------------------
 def test_read_snapshot_equals_decoding_the_same_list(real_cluster, tmp_path):
-    from scheduler.cluster.kube import connect
+    from scheduler.actuator.connect import connect
 
     with SandboxServer(port=0, builtin_namespaces=False) as server:
         server.load_list(real_cluster)
         with connect(str(server.write_kubeconfig(tmp_path / "kubeconfig"))) as api:
-            snapshot, rv = read_snapshot(api)
-    assert snapshot == decode_snapshot(dumps(real_cluster))
+            snapshot, rv = read_snapshot(api, KEYS)
+    assert snapshot == decode_snapshot(dumps(real_cluster), KEYS)
     assert rv and int(rv) > 0
 
 
@@ -62,7 +65,7 @@ def test_read_snapshot_keeps_gpu_pods_and_our_quota_only(server, api):
          "spec": {"hard": {"requests.nvidia.com/gpu": "64"}}},
         {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "cpu", "namespace": "lg-exaone"},
          "spec": {"hard": {"requests.cpu": "64"}}}))
-    snapshot, _ = read_snapshot(api)
+    snapshot, _ = read_snapshot(api, KEYS)
     assert [(p.name, p.gpus) for p in snapshot.pods] == [("train", 8)]
     assert snapshot.quotas == {"lg-exaone": "64"}
 
@@ -94,7 +97,7 @@ def faults_sequence(seed: int, length: int, share: float) -> list[int | None]:
 
 def test_injected_conflicts_throttling_and_server_errors_converge_to_the_same_state(
         real_policy, real_cluster, tmp_path, fake_sleep):
-    from scheduler.cluster.kube import connect
+    from scheduler.actuator.connect import connect
 
     end_states = []
     for faulty in (False, True):
@@ -260,7 +263,7 @@ def test_evicting_a_pod_that_is_gone_already_is_done(server, api):
 def test_dry_run_logs_every_write_and_makes_none(server, api, real_policy, real_cluster, caplog):
     server.load_list(real_cluster)
     writer = Writer(api, dry_run=True)
-    with caplog.at_level(logging.INFO, logger="scheduler.cluster.kube"):
+    with caplog.at_level(logging.INFO, logger="scheduler.actuator.writer"):
         writes, report = reconcile(api, real_policy, MARCH_2026, writer)
     assert writes and report.dry_run == writes and not report.done
     assert +Counter(server.writes) == Counter() and not writer.counters
@@ -272,8 +275,8 @@ def test_dry_run_logs_every_write_and_makes_none(server, api, real_policy, real_
 # -- events ----------------------------------------------------------------------------------------
 def test_a_retried_reconcile_does_not_duplicate_events(server, api, real_policy, real_cluster):
     server.load_list(real_cluster)
-    snapshot, _ = read_snapshot(api)
-    writes = desired_writes(plan(real_policy, snapshot, MARCH_2026), snapshot, real_policy)
+    snapshot, _ = read_snapshot(api, KEYS)
+    writes = desired_writes(plan(real_policy, snapshot, MARCH_2026, KEYS), snapshot, real_policy, KEYS)
     events = [w for w in writes if w.resource == "events"]
     Writer(api).apply(events[:10])
     report = Writer(api).apply(events)  # the same reconcile, retried after a crash
@@ -292,7 +295,7 @@ def test_events_are_served_to_kubectl_get_events_in_the_namespace(server, api, r
 # -- watching --------------------------------------------------------------------------------------
 @pytest.fixture
 def watcher(api):
-    w = Watcher(api, timeout_seconds=30)
+    w = Watcher(api, KEYS, timeout_seconds=30)
     yield w
     w.stop()
 
@@ -304,7 +307,7 @@ def labelled(name: str, key: str, value: str | None):
 def test_the_watcher_starts_from_a_full_list(server, api, real_cluster, watcher):
     server.load_list(real_cluster)
     watcher.start()
-    assert watcher.snapshot() == read_snapshot(api)[0]
+    assert watcher.snapshot() == read_snapshot(api, KEYS)[0]
 
 
 def test_the_watcher_follows_node_namespace_quota_and_pod_changes(server, api, watcher):
@@ -323,7 +326,7 @@ def test_the_watcher_follows_node_namespace_quota_and_pod_changes(server, api, w
     assert watcher.wait_for(lambda s: s.pods == ())  # a finished pod frees its GPUs
     core.delete_node("a")
     assert watcher.wait_for(lambda s: s.nodes == ())
-    assert watcher.snapshot() == read_snapshot(api)[0]
+    assert watcher.snapshot() == read_snapshot(api, KEYS)[0]
 
 
 def test_an_expired_watch_lists_again_and_carries_on(server, api, watcher):
@@ -344,7 +347,7 @@ def test_an_expired_watch_lists_again_and_carries_on(server, api, watcher):
 def test_the_watcher_calls_back_on_every_change(server, api):
     server.load_list(v1_list(node("a")))
     seen = []
-    with Watcher(api, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
+    with Watcher(api, KEYS, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
         start = len(seen)
         client.CoreV1Api(api).patch_node("a", {"metadata": {"labels": {"x": "1"}}}, _content_type=MERGE_PATCH)
         assert watcher.wait_for(labelled("a", "x", "1"))
@@ -368,7 +371,7 @@ def test_an_agent_heartbeat_updates_the_cache_without_waking_a_reconcile(server,
     core = client.CoreV1Api(api)
     core.patch_node("a", report("2026-11-30T05:00:00Z", 8), _content_type=MERGE_PATCH)
     seen = []
-    with Watcher(api, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
+    with Watcher(api, KEYS, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
         woken = len(seen)
         core.patch_node("a", report("2026-11-30T05:05:00Z", 8), _content_type=MERGE_PATCH)
         deadline = time.monotonic() + 10
@@ -387,24 +390,24 @@ def test_a_throttled_read_fails_fast_with_its_retry_after_instead_of_sleeping_in
     daemon's own retry rules (capped, jittered) must be the only ones."""
     import time
 
-    from scheduler.cluster.kube import read_snapshot
-    from scheduler.cluster.retry import Transient
+    from scheduler.actuator.reads import read_snapshot
+    from scheduler.actuator.retry import Transient
     from scheduler.sandbox.faults import Fault
 
     server.load_list(v1_list(node("a")))
     server.faults.add(verb="list", resource="nodes", sequence=[Fault(429, retry_after=30)])
     began = time.monotonic()
     with pytest.raises(Transient) as failure:
-        read_snapshot(api)
+        read_snapshot(api, KEYS)
     assert time.monotonic() - began < 20  # not the 30 s the server asked for
     assert failure.value.status == 429 and failure.value.retry_after == 30
-    assert read_snapshot(api)[0].nodes[0].name == "a"  # the next read goes through
+    assert read_snapshot(api, KEYS)[0].nodes[0].name == "a"  # the next read goes through
 
 
 def test_a_watcher_whose_first_list_fails_starts_anyway_and_lists_again(server, api):
     server.load_list(v1_list(node("a")))
     server.faults.add(verb="list", resource="nodes", sequence=[500])
-    with Watcher(api, timeout_seconds=30, backoff=Backoff(base=0.01, cap=0.05)) as watcher:
+    with Watcher(api, KEYS, timeout_seconds=30, backoff=Backoff(base=0.01, cap=0.05)) as watcher:
         assert watcher.errors["nodes"] == 1
         assert watcher.wait_for(lambda s: [n.name for n in s.nodes] == ["a"], timeout=10)
 
@@ -413,7 +416,7 @@ def test_writes_of_one_phase_go_out_together_phases_in_order_and_nodes_given_out
     import threading
     import time
 
-    from scheduler.cluster.writes import GIVING
+    from scheduler.actuator.writes import GIVING
 
     log: list[tuple[str, str, float, float]] = []
     lock = threading.Lock()

@@ -7,11 +7,13 @@ from types import MappingProxyType
 
 import pytest
 
-from scheduler.cluster import KEYS, GpuPod, Namespace, Snapshot, Taint, decode_snapshot
+from scheduler.cluster import GpuPod, Namespace, Snapshot, Taint, decode_snapshot
+from tests.keys import KEYS
 from scheduler.cluster.synthetic import dumps
-from scheduler.cluster.writes import (MERGE_PATCH, Write, desired_writes, event_name, node_patch)
+from scheduler.actuator.writes import (MERGE_PATCH, Write, desired_writes, event_name, node_patch)
 from scheduler.planner.plan import plan
-from scheduler.planner.simulate import apply, settle
+from scheduler.planner.apply import apply
+from scheduler.planner.simulate import settle
 from tests.builders import busy, cluster, nodes, programme, stage_yaml, t
 
 from .conftest import MARCH_2026
@@ -47,36 +49,36 @@ def events(writes: list[Write], reason: str | None = None) -> list[Write]:
 
 def settled(policy, snapshot, at):
     """The cluster after the plan was written, and the plan made on it."""
-    first = plan(policy, snapshot, at)
-    after = apply(snapshot, first, policy)
-    return plan(policy, after, at), after
+    first = plan(policy, snapshot, at, KEYS)
+    after = apply(snapshot, first, policy, KEYS)
+    return plan(policy, after, at, KEYS), after
 
 
 # -- steady state ----------------------------------------------------------------------------------
 def test_a_cluster_that_matches_the_plan_gets_no_write(real_policy, real_cluster):
-    snapshot = decode_snapshot(dumps(real_cluster))
-    first = plan(real_policy, snapshot, MARCH_2026)
-    assert len(desired_writes(first, snapshot, real_policy)) > 1000
+    snapshot = decode_snapshot(dumps(real_cluster), KEYS)
+    first = plan(real_policy, snapshot, MARCH_2026, KEYS)
+    assert len(desired_writes(first, snapshot, real_policy, KEYS)) > 1000
     again, after = settled(real_policy, snapshot, MARCH_2026)
-    assert desired_writes(again, after, real_policy) == []
+    assert desired_writes(again, after, real_policy, KEYS) == []
 
 
 @pytest.mark.parametrize("when", ["2025-08-04 00:00", "2026-01-20 00:00", "2026-02-20 00:00", "2026-07-01 00:00",
                                   "2026-08-15 00:00"])
 def test_steady_state_is_zero_writes_through_the_programme(real_policy, real_cluster, when):
     """Eliminations, wind-downs, a mid-stage addition, lease ends and an undecided round."""
-    _, after = settle(real_policy, decode_snapshot(dumps(real_cluster)), t(when))
-    again = plan(real_policy, after, t(when))
-    assert desired_writes(again, after, real_policy) == []
+    _, after = settle(real_policy, decode_snapshot(dumps(real_cluster), KEYS), t(when), KEYS)
+    again = plan(real_policy, after, t(when), KEYS)
+    assert desired_writes(again, after, real_policy, KEYS) == []
 
 
 # -- nodes -----------------------------------------------------------------------------------------
 def test_a_drain_is_one_patch_with_state_label_drain_annotations_and_the_draining_taint():
     policy = two_teams()
     snapshot = cluster(assigned(0, 2), namespaces=["a-ns", "b-ns"])
-    p = plan(policy, snapshot, AT)
+    p = plan(policy, snapshot, AT, KEYS)
     [drain] = [a for a in p.actions if a.action == "drain"]
-    [w] = [w for w in only(desired_writes(p, snapshot, policy), "nodes") if w.name == drain.node]
+    [w] = [w for w in only(desired_writes(p, snapshot, policy, KEYS), "nodes") if w.name == drain.node]
     assert (w.verb, w.content_type) == ("patch", MERGE_PATCH)
     assert w.body == {
         "metadata": {
@@ -97,9 +99,9 @@ def test_a_release_removes_our_label_taints_and_drain_annotations():
                                                       KEYS.drain_reason: "reclaiming"}))
                 for n in nodes("h100", 1, owner="a", draining_until=t("2026-03-01 00:00"), start=5)]
     snapshot = cluster(assigned(0, 1), draining, namespaces=["a-ns"])
-    p = plan(policy, snapshot, AT)
+    p = plan(policy, snapshot, AT, KEYS)
     assert [a.action for a in p.actions if a.node == "h100-005"] == ["release"]
-    [w] = [w for w in only(desired_writes(p, snapshot, policy), "nodes") if w.name == "h100-005"]
+    [w] = [w for w in only(desired_writes(p, snapshot, policy, KEYS), "nodes") if w.name == "h100-005"]
     assert w.body == {
         "metadata": {"labels": {KEYS.consortium: None, KEYS.node_state: "free"},
                      "annotations": {KEYS.drain_started: None, KEYS.drain_deadline: None, KEYS.drain_reason: None}},
@@ -113,8 +115,8 @@ def test_foreign_labels_annotations_and_taints_survive_every_node_patch():
                       annotations=MappingProxyType({KEYS.telemetry: '{"version": 1}'}),
                       taints=(OUR_TAINT, FOREIGN_TAINT))
     snapshot = cluster([node], namespaces=["a-ns"])
-    p = plan(policy, snapshot, AT)
-    [w] = only(desired_writes(p, snapshot, policy), "nodes")
+    p = plan(policy, snapshot, AT, KEYS)
+    [w] = only(desired_writes(p, snapshot, policy, KEYS), "nodes")
     assert set(w.body["metadata"]["labels"]) <= {KEYS.consortium, KEYS.node_state}
     assert set(w.body["metadata"]["annotations"]) <= {KEYS.drain_started, KEYS.drain_deadline, KEYS.drain_reason}
     assert {"key": FOREIGN_TAINT.key, "value": "degraded", "effect": "NoExecute"} in w.body["spec"]["taints"]
@@ -128,8 +130,8 @@ def test_taints_are_only_sent_when_ours_change():
     snapshot = cluster(assigned(1, 1), [node], nodes("h100", 1, owner="b", start=2), namespaces=["a-ns", "b-ns"])
     snapshot = snapshot.replace(nodes=tuple(n.with_(taints=(Taint(KEYS.consortium, "b"),)) if n.owner == "b" else n
                                             for n in snapshot.nodes))
-    p = plan(policy, snapshot, AT)
-    assert only(desired_writes(p, snapshot, policy), "nodes") == []
+    p = plan(policy, snapshot, AT, KEYS)
+    assert only(desired_writes(p, snapshot, policy, KEYS), "nodes") == []
 
 
 def test_drain_times_written_in_another_offset_are_not_rewritten():
@@ -138,15 +140,15 @@ def test_drain_times_written_in_another_offset_are_not_rewritten():
                                                       KEYS.drain_deadline: "2026-02-28T17:00:00Z"}))
     after = before.with_(annotations=MappingProxyType({KEYS.drain_started: "2026-03-01T00:00:00+09:00",
                                                        KEYS.drain_deadline: "2026-03-01T02:00:00+09:00"}))
-    assert node_patch(before, after) is None
+    assert node_patch(before, after, KEYS) is None
 
 
 def test_nodes_the_plan_does_not_mention_are_never_touched():
     policy = two_teams()
     stray = nodes("other", 3)  # matches no pool and has no owner: no intent
     snapshot = cluster(assigned(0, 1), stray, namespaces=["a-ns"])
-    p = plan(policy, snapshot, AT)
-    assert not {w.name for w in only(desired_writes(p, snapshot, policy), "nodes")} & {n.name for n in stray}
+    p = plan(policy, snapshot, AT, KEYS)
+    assert not {w.name for w in only(desired_writes(p, snapshot, policy, KEYS), "nodes")} & {n.name for n in stray}
 
 
 # -- namespaces and quotas -------------------------------------------------------------------------
@@ -158,7 +160,7 @@ def test_a_namespace_patch_carries_only_the_managed_labels_that_changed():
     edited = Namespace("a-ns", MappingProxyType({**ns.labels, KEYS.status: "eliminated", "team": "a-team"}),
                        ns.annotations)
     snapshot = after.replace(namespaces={**after.namespaces, "a-ns": edited})
-    writes = desired_writes(p, snapshot, policy)
+    writes = desired_writes(p, snapshot, policy, KEYS)
     [w] = only(writes, "namespaces")
     assert w.body == {"metadata": {"labels": {KEYS.status: "active"}}}
     assert w.drift == "namespace"
@@ -170,16 +172,16 @@ def test_a_stale_quota_label_of_a_model_no_longer_in_the_policy_is_removed():
     p, after = settled(policy, cluster(assigned(0, 1), namespaces=["a-ns", "b-ns"]), AT)
     ns = after.namespaces["a-ns"]
     old = Namespace("a-ns", MappingProxyType({**ns.labels, KEYS.quota_model("A100"): "64"}), ns.annotations)
-    [w] = only(desired_writes(p, after.replace(namespaces={**after.namespaces, "a-ns": old}), policy), "namespaces")
+    [w] = only(desired_writes(p, after.replace(namespaces={**after.namespaces, "a-ns": old}), policy, KEYS), "namespaces")
     assert w.body == {"metadata": {"labels": {KEYS.quota_model("A100"): None}}}
 
 
 def test_a_namespace_missing_from_the_cluster_is_skipped_not_created():
     policy = two_teams()
     snapshot = cluster(assigned(0, 1), namespaces=["a-ns"])  # b-ns does not exist
-    p = plan(policy, snapshot, AT)
+    p = plan(policy, snapshot, AT, KEYS)
     assert any(a.action == "label-namespace" and a.namespace == "b-ns" for a in p.actions)
-    writes = desired_writes(p, snapshot, policy)
+    writes = desired_writes(p, snapshot, policy, KEYS)
     assert all(w.namespace != "b-ns" and w.name != "b-ns" for w in writes)
     assert {w.verb for w in writes} <= {"patch", "create"}
     assert not [w for w in writes if w.resource == "namespaces" and w.verb == "create"]
@@ -192,7 +194,7 @@ def test_the_resource_quota_is_created_patched_or_left_alone(have, verb):
     quotas = {k: v for k, v in after.quotas.items() if k != "a-ns"}
     if have is not None:
         quotas["a-ns"] = have
-    writes = only(desired_writes(p, after.replace(quotas=quotas), policy), "resourcequotas")
+    writes = only(desired_writes(p, after.replace(quotas=quotas), policy, KEYS), "resourcequotas")
     if verb is None:
         assert writes == []
         return
@@ -208,7 +210,7 @@ def test_the_resource_quota_is_created_patched_or_left_alone(have, verb):
 def test_a_quota_that_follows_a_new_allocation_is_no_drift():
     policy = two_teams()
     snapshot = cluster(assigned(0, 1), nodes("h100", 1, start=1), namespaces=["a-ns", "b-ns"])
-    writes = only(desired_writes(plan(policy, snapshot, AT), snapshot, policy), "resourcequotas")
+    writes = only(desired_writes(plan(policy, snapshot, AT, KEYS), snapshot, policy, KEYS), "resourcequotas")
     assert writes and all(w.drift == "" for w in writes)
 
 
@@ -220,9 +222,9 @@ def test_one_eviction_per_gpu_pod_on_a_node_past_its_drain_deadline():
     pods = [GpuPod("a-ns", "train-0", "h100-007", 4), GpuPod("a-ns", "train-1", "h100-007", 4),
             GpuPod("a-ns", "keep", "h100-000", 8)]
     snapshot = cluster(assigned(0, 1), late, pods=pods, namespaces=["a-ns"])
-    p = plan(policy, snapshot, AT)
+    p = plan(policy, snapshot, AT, KEYS)
     assert [a.node for a in p.actions if a.action == "evict"] == ["h100-007"]
-    writes = desired_writes(p, snapshot, policy)
+    writes = desired_writes(p, snapshot, policy, KEYS)
     evictions = only(writes, "pods/eviction")
     assert [(w.verb, w.namespace, w.name) for w in evictions] == [("evict", "a-ns", "train-0"),
                                                                   ("evict", "a-ns", "train-1")]
@@ -237,7 +239,7 @@ def test_writes_take_gpus_away_before_evicting_and_evict_before_giving_out_with_
     late = nodes("h100", 1, owner="a", draining_until=t("2026-02-28 23:00"), start=7)
     snapshot = cluster(assigned(0, 2), late, nodes("h100", 1, start=3), pods=busy(["h100-007"], "a-ns"),
                        namespaces=["a-ns", "b-ns"])
-    writes = desired_writes(plan(policy, snapshot, AT), snapshot, policy)
+    writes = desired_writes(plan(policy, snapshot, AT, KEYS), snapshot, policy, KEYS)
     kinds = [(w.resource, (w.body.get("metadata", {}).get("labels") or {}).get(KEYS.node_state)) for w in writes]
     order = [k for i, k in enumerate(kinds) if k not in kinds[:i]]
     assert order.index(("nodes", "draining")) < order.index(("pods/eviction", None)) < \
@@ -249,7 +251,7 @@ def test_writes_take_gpus_away_before_evicting_and_evict_before_giving_out_with_
 def test_every_node_action_is_an_event_in_the_consortiums_namespace():
     policy = two_teams()
     snapshot = cluster(assigned(0, 2), nodes("h100", 1, start=2), namespaces=["a-ns", "b-ns"])
-    writes = desired_writes(plan(policy, snapshot, AT), snapshot, policy)
+    writes = desired_writes(plan(policy, snapshot, AT, KEYS), snapshot, policy, KEYS)
     assert [(e.namespace, e.body["related"]["name"]) for e in events(writes, "NodeDraining")] == [("a-ns", "h100-000")]
     [assigned_event] = events(writes, "NodeAssigned")
     assert assigned_event.namespace == "b-ns"
@@ -261,9 +263,9 @@ def test_every_node_action_is_an_event_in_the_consortiums_namespace():
 def test_event_names_are_stable_for_the_same_plan_and_new_for_a_new_instant():
     policy = two_teams()
     snapshot = cluster(assigned(0, 2), nodes("h100", 1, start=2), namespaces=["a-ns", "b-ns"])
-    names = [e.name for e in events(desired_writes(plan(policy, snapshot, AT), snapshot, policy))]
-    again = [e.name for e in events(desired_writes(plan(policy, snapshot, AT), snapshot, policy))]
-    later = [e.name for e in events(desired_writes(plan(policy, snapshot, t("2026-03-02 00:00")), snapshot, policy))]
+    names = [e.name for e in events(desired_writes(plan(policy, snapshot, AT, KEYS), snapshot, policy, KEYS))]
+    again = [e.name for e in events(desired_writes(plan(policy, snapshot, AT, KEYS), snapshot, policy, KEYS))]
+    later = [e.name for e in events(desired_writes(plan(policy, snapshot, t("2026-03-02 00:00"), KEYS), snapshot, policy, KEYS))]
     assert names == again and len(set(names)) == len(names)
     assert not set(names) & set(later)
     assert all(n.startswith("gpu-scheduler.") and len(n) <= 63 for n in names)
@@ -274,24 +276,24 @@ def test_event_names_are_stable_for_the_same_plan_and_new_for_a_new_instant():
 def test_status_events_only_when_the_status_or_stage_label_changes(real_policy, real_cluster):
     """At the round-1 cut (2026-01-15) Naver Cloud and NC AI start winding down; two weeks
     later nothing about their status changes, so no status event is written again."""
-    snapshot = decode_snapshot(dumps(real_cluster))
-    _, at_stage_1 = settle(real_policy, snapshot, t("2025-09-01 00:00"))
-    cut = plan(real_policy, at_stage_1, t("2026-01-15 00:00"))
-    writes = desired_writes(cut, at_stage_1, real_policy)
+    snapshot = decode_snapshot(dumps(real_cluster), KEYS)
+    _, at_stage_1 = settle(real_policy, snapshot, t("2025-09-01 00:00"), KEYS)
+    cut = plan(real_policy, at_stage_1, t("2026-01-15 00:00"), KEYS)
+    writes = desired_writes(cut, at_stage_1, real_policy, KEYS)
     assert {e.namespace for e in events(writes, "WindDownStarted")} == {"naver-hyperclova", "ncai-varco"}
     assert {e.namespace for e in events(writes, "StageEntered")} >= {"lg-exaone", "upstage-solar"}
-    after = apply(at_stage_1, cut, real_policy)
-    later = desired_writes(plan(real_policy, after, t("2026-01-20 00:00")), after, real_policy)
+    after = apply(at_stage_1, cut, real_policy, KEYS)
+    later = desired_writes(plan(real_policy, after, t("2026-01-20 00:00"), KEYS), after, real_policy, KEYS)
     assert not events(later, "WindDownStarted") and not events(later, "StageEntered")
 
 
 def test_an_undecided_round_is_announced_once_per_namespace(real_policy, real_cluster):
-    _, before = settle(real_policy, decode_snapshot(dumps(real_cluster)), t("2026-07-20 00:00"))
-    pending = plan(real_policy, before, t("2026-08-01 00:00"))
+    _, before = settle(real_policy, decode_snapshot(dumps(real_cluster), KEYS), t("2026-07-20 00:00"), KEYS)
+    pending = plan(real_policy, before, t("2026-08-01 00:00"), KEYS)
     assert pending.decision_pending
-    first = events(desired_writes(pending, before, real_policy), "DecisionPending")
+    first = events(desired_writes(pending, before, real_policy, KEYS), "DecisionPending")
     assert first and {e.name for e in first} == {
-        e.name for e in events(desired_writes(plan(real_policy, before, t("2026-08-02 00:00")), before, real_policy),
+        e.name for e in events(desired_writes(plan(real_policy, before, t("2026-08-02 00:00"), KEYS), before, real_policy, KEYS),
                                "DecisionPending")}
 
 
@@ -300,7 +302,7 @@ def test_a_hand_edited_node_is_restored_and_reported_as_drift():
     p, after = settled(policy, cluster(assigned(0, 1), assigned(1, 1, owner="b"),
                                        namespaces=["a-ns", "b-ns"]), AT)
     edited = tuple(replace(n, taints=()) if n.name == "h100-000" else n for n in after.nodes)
-    writes = desired_writes(plan(policy, after.replace(nodes=edited), AT), after.replace(nodes=edited), policy)
+    writes = desired_writes(plan(policy, after.replace(nodes=edited), AT, KEYS), after.replace(nodes=edited), policy, KEYS)
     [w] = writes[:1]
     assert (w.name, w.drift, w.body) == ("h100-000", "node", {"spec": {"taints": [
         {"key": KEYS.consortium, "value": "a", "effect": "NoSchedule"}]}})
@@ -310,7 +312,7 @@ def test_a_hand_edited_node_is_restored_and_reported_as_drift():
 def test_first_labels_on_a_fresh_node_are_no_drift():
     policy = two_teams(a_quota=0)
     snapshot = cluster(nodes("h100", 3), namespaces=["a-ns", "b-ns"])
-    writes = only(desired_writes(plan(policy, snapshot, AT), snapshot, policy), "nodes")
+    writes = only(desired_writes(plan(policy, snapshot, AT, KEYS), snapshot, policy, KEYS), "nodes")
     assert writes and not [w for w in writes if w.drift]
 
 
@@ -318,5 +320,5 @@ def test_the_snapshot_model_is_not_changed_by_planning_writes():
     policy = two_teams()
     snapshot = cluster(assigned(0, 2), namespaces=["a-ns", "b-ns"])
     frozen = Snapshot(nodes=snapshot.nodes, namespaces=dict(snapshot.namespaces), quotas=dict(snapshot.quotas))
-    desired_writes(plan(policy, snapshot, AT), snapshot, policy)
+    desired_writes(plan(policy, snapshot, AT, KEYS), snapshot, policy, KEYS)
     assert snapshot == frozen

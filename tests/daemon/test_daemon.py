@@ -8,17 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.cluster.kube import Writer, connect
+from scheduler.actuator.writer import Writer
+from scheduler.actuator.connect import connect
 from scheduler.cluster.synthetic import builtin_cluster
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.daemon.reconciler import Reconciler
 from scheduler.daemon.service import Daemon
-from scheduler.metrics import Metrics
+from scheduler.daemon.metrics import Metrics
 from scheduler.policy import load_policy
 from scheduler.sandbox import SandboxServer
 
 from tests.builders import t
+from tests.keys import KEYS
+from scheduler.actuator.watch import ClusterReader
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "gpu-scheduler.sovereign-ai.kr/"
@@ -48,7 +51,7 @@ def world(tmp_path):
 
 
 def reconciler(api, source, clock, leader=True):
-    return Reconciler(source, api, clock, Metrics(), Writer(api), is_leader=lambda: leader)
+    return Reconciler(source, ClusterReader(api, KEYS), clock, Metrics(), Writer(api), is_leader=lambda: leader)
 
 
 def writes(server):
@@ -122,7 +125,7 @@ def test_a_bad_policy_dropped_in_while_running_changes_nothing(world):
 def test_a_replica_that_takes_over_reports_the_bad_policy_its_predecessor_never_reported(world):
     server, api, source, folder = world
     leading = {"now": False}
-    r = Reconciler(source, api, Clock(start=t("2026-03-01 00:00"), wall=Wall()), Metrics(), Writer(api),
+    r = Reconciler(source, ClusterReader(api, KEYS), Clock(start=t("2026-03-01 00:00"), wall=Wall()), Metrics(), Writer(api),
                    is_leader=lambda: leading["now"])
     (folder / "policies" / "stages.yaml").write_text("kind: Stage\n")
     daemon = Daemon(r, source, r.clock, r.metrics)
@@ -141,7 +144,7 @@ def test_the_daemon_reconciles_at_a_change_point_on_a_scaled_clock(world):
     metrics = Metrics()
     # one programme hour per real second, starting 2 programme hours before stage 2
     clock = Clock(start=t("2026-01-14 22:00"), scale=3600)
-    r = Reconciler(source, api, clock, metrics, Writer(api))
+    r = Reconciler(source, ClusterReader(api, KEYS), clock, metrics, Writer(api))
     daemon = Daemon(r, source, clock, metrics, reconcile_every=3600)  # no periodic help: the change point must fire
     daemon.start()
     try:
@@ -198,7 +201,7 @@ def test_two_daemons_at_once_only_the_lease_holder_writes(world):
     clock = Clock(start=t("2026-03-01 00:00"), wall=Wall())
     electors = [LeaderElector(api, "gpu-scheduler", "gpu-scheduler-leader", name) for name in ("one", "two")]
     writers = [Writer(api), Writer(api)]
-    daemons = [Reconciler(source, api, clock, Metrics(), w, is_leader=lambda e=e: e.leading)
+    daemons = [Reconciler(source, ClusterReader(api, KEYS), clock, Metrics(), w, is_leader=lambda e=e: e.leading)
                for e, w in zip(electors, writers)]
     for e in electors:
         e.step()
@@ -230,7 +233,7 @@ def test_injected_faults_still_converge_to_the_fault_free_end_state(world, tmp_p
         faulty.faults.add(verb="create", resource="*", fraction=0.03, fault=429)
         faulty_api = connect(str(faulty.write_kubeconfig(tmp_path / "faulty")))
         writer = Writer(faulty_api, sleep=lambda s: None)
-        r = Reconciler(source, faulty_api, clock, Metrics(), writer)
+        r = Reconciler(source, ClusterReader(faulty_api, KEYS), clock, Metrics(), writer)
         for _ in range(5):
             if r.reconcile().writes == 0:
                 break
@@ -260,15 +263,15 @@ def test_kubectl_reads_the_quota_labels(world, kubectl):
 def test_a_watched_change_wakes_a_reconcile_that_reverts_drift(world):
     from kubernetes import client
 
-    from scheduler.cluster.kube import Watcher
+    from scheduler.actuator.watch import Watcher
 
     server, api, source, _ = world
     metrics = Metrics()
     clock = Clock(start=t("2026-03-01 00:00"), scale=1)
-    r = Reconciler(source, api, clock, metrics, Writer(api))
+    r = Reconciler(source, ClusterReader(api, KEYS), clock, metrics, Writer(api))
     daemon = Daemon(r, source, clock, metrics, reconcile_every=3600, debounce=0.2)  # only watches can wake it
     daemon.start()
-    watcher = Watcher(api, on_change=daemon.changed).start()
+    watcher = Watcher(api, KEYS, on_change=daemon.changed).start()
     try:
         deadline = time.monotonic() + 20
         while ns_label(server, "lg-exaone", "quota-gpus") != "1024" and time.monotonic() < deadline:
@@ -291,23 +294,23 @@ def test_a_steady_cluster_is_read_from_the_watch_cache_and_drift_still_reverted(
     a write makes the next reconcile list afresh again."""
     from kubernetes import client
 
-    from scheduler.cluster.kube import Watcher
+    from scheduler.actuator.watch import Watcher
 
     server, api, source, _ = world
     metrics = Metrics()
-    r = Reconciler(source, api, Clock(start=t("2026-03-01 00:00"), wall=Wall()), metrics, Writer(api))
-    with Watcher(api) as watcher:
-        r.cache = watcher
+    r = Reconciler(source, ClusterReader(api, KEYS), Clock(start=t("2026-03-01 00:00"), wall=Wall()), metrics, Writer(api))
+    with Watcher(api, KEYS) as watcher:
+        r.reader.cache = watcher
         assert r.reconcile().writes > 0
         deadline = time.monotonic() + 20
-        while r.reconcile().writes or not r._trusted:  # the cache catches up with our writes
+        while r.reconcile().writes or not r.reader.trusted:  # the cache catches up with our writes
             assert time.monotonic() < deadline
             time.sleep(0.2)
         lists = sum(n for (verb, resource), n in server.requests.items() if verb == "list")
-        reads = dict(r.reads)
+        reads = dict(r.reader.reads)
         for _ in range(3):
             assert r.reconcile().writes == 0
-        assert r.reads["cache"] == reads["cache"] + 3 and r.reads["list"] == reads["list"]
+        assert r.reader.reads["cache"] == reads["cache"] + 3 and r.reader.reads["list"] == reads["list"]
         assert sum(n for (verb, resource), n in server.requests.items() if verb == "list") == lists  # no list at all
 
         client.CoreV1Api(api).patch_namespace("lg-exaone", {"metadata": {"labels": {PREFIX + "quota-gpus": "4096"}}})
@@ -315,13 +318,13 @@ def test_a_steady_cluster_is_read_from_the_watch_cache_and_drift_still_reverted(
         assert r.reconcile().writes == 2  # planned from the cache: the label put back, a DriftReverted Event
         assert ns_label(server, "lg-exaone", "quota-gpus") == "1024"
         r.reconcile()
-        assert r.reads["list"] == reads["list"] + 1  # after its own write, it lists afresh
+        assert r.reader.reads["list"] == reads["list"] + 1  # after its own write, it lists afresh
 
 
 def test_a_leader_that_loses_the_lease_mid_batch_stops_writing_at_once(world):
     server, api, source, _ = world
     answers = iter([True] + [True] * 100 + [False] * 100000)  # leads for the plan and 100 writes, then loses it
-    r = Reconciler(source, api, Clock(start=t("2026-03-01 00:00"), wall=Wall()), Metrics(), Writer(api),
+    r = Reconciler(source, ClusterReader(api, KEYS), Clock(start=t("2026-03-01 00:00"), wall=Wall()), Metrics(), Writer(api),
                    is_leader=lambda: next(answers))
     before = writes(server)
     outcome = r.reconcile()

@@ -8,12 +8,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.cluster import decode_snapshot
 from scheduler.cluster.synthetic import builtin_cluster, dumps
-from scheduler.daemon.http import HealthServer
-from scheduler.metrics import Metrics
+from scheduler.observability.http import HealthServer
+from scheduler.daemon.metrics import Metrics
 from scheduler.planner import plan
 from scheduler.policy import load_policy
 
 from tests.builders import t
+from tests.keys import KEYS
 
 
 @pytest.fixture
@@ -48,8 +49,8 @@ def test_readyz_waits_for_synced_caches_and_a_policy(served):
 def test_metrics_expose_the_latest_plan_and_drop_what_disappeared(served):
     metrics, _, base = served
     policy = load_policy("policies")
-    snap = decode_snapshot(dumps(builtin_cluster(policy)))
-    metrics.observe_plan(plan(policy, snap, t("2026-03-01 00:00")))
+    snap = decode_snapshot(dumps(builtin_cluster(policy)), KEYS)
+    metrics.observe_plan(plan(policy, snap, t("2026-03-01 00:00"), KEYS))
     metrics.reconcile_total.labels("success").inc()
     metrics.set_policy(policy.sha256, True)
     status, text = get(base + "/metrics")
@@ -60,7 +61,7 @@ def test_metrics_expose_the_latest_plan_and_drop_what_disappeared(served):
     assert samples[("gpu_scheduler_consortium_status", (("consortium", "ncai"), ("status", "eliminated")))] == 1
     assert samples[("gpu_scheduler_reconcile_total", (("result", "success"),))] == 1
     assert samples[("gpu_scheduler_policy_info", (("sha256", policy.sha256),))] == 1
-    metrics.observe_plan(plan(policy, snap, t("2025-09-01 00:00")))
+    metrics.observe_plan(plan(policy, snap, t("2025-09-01 00:00"), KEYS))
     _, text = get(base + "/metrics")
     assert 'consortium="motif",gpu_model="H100"' not in text  # not in stage-1: gone, not stale
     assert 'stage="stage-1"' in text

@@ -19,6 +19,8 @@ import pytest
 from scheduler.cluster.synthetic import builtin_cluster
 from scheduler.policy import load_policy
 from scheduler.sandbox import SandboxServer
+from tests.keys import KEYS
+from scheduler.actuator.watch import ClusterReader
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "gpu-scheduler.sovereign-ai.kr/"
@@ -95,17 +97,18 @@ def ns_label(server, ns: str, key: str) -> str | None:
 def settle_stage_one(server, kubeconfig: Path) -> None:
     """Stage 1 written to the cluster, and a training job on every assigned node (so round 1's
     drains wait for their deadlines instead of completing at once)."""
-    from scheduler.cluster.kube import Writer, connect
+    from scheduler.actuator.writer import Writer
+    from scheduler.actuator.connect import connect
     from scheduler.daemon.clock import Clock
     from scheduler.daemon.policy_source import PolicySource
     from scheduler.daemon.reconciler import Reconciler
-    from scheduler.metrics import Metrics
+    from scheduler.daemon.metrics import Metrics
 
     api = connect(str(kubeconfig))
     source = PolicySource(REPO / "policies")
     source.reload()
     start = datetime.fromisoformat("2026-01-14T12:00:00+09:00")
-    outcome = Reconciler(source, api, Clock(start=start, wall=lambda: 0.0), Metrics(), Writer(api)).reconcile()
+    outcome = Reconciler(source, ClusterReader(api, KEYS), Clock(start=start, wall=lambda: 0.0), Metrics(), Writer(api)).reconcile()
     assert outcome.writes > 0 and outcome.failed == 0
     api.close()
     server.load_list({"apiVersion": "v1", "kind": "List", "items": [

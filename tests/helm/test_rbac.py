@@ -20,7 +20,7 @@ import pytest
 from tests.helm.conftest import NAMESPACE, REPO, VALUE_SETS
 
 SOURCE = REPO / "scheduler"
-# the agent's code (DESIGN section 8: telemetry/ holds the NVML reader, health rules and the agent);
+# the agent's code (telemetry/ holds the NVML reader, health rules, the agent and its wiring);
 # every other module runs in the controller
 AGENT_SOURCE = SOURCE / "telemetry"
 # the sandbox is an API *server* for tests and `run --simulate`: it makes no client calls to a cluster
@@ -156,7 +156,7 @@ def test_every_rbac_rule_is_used_by_the_code(component, roles):
 
 
 def test_the_lease_name_is_the_one_the_daemon_uses():
-    assert f'"{LEASE}"' in (SOURCE / "cli.py").read_text(encoding="utf-8")
+    assert f'"{LEASE}"' in (SOURCE / "daemon" / "app.py").read_text(encoding="utf-8")
 
 
 # -- the rendered chart against the table -----------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import scheduler
-from scheduler.cli import build_parser
+from scheduler.cli.parser import build_parser
 from tests.helm.conftest import CHART, NAMESPACE, VALUE_SETS
 
 PREFIX = "gpu-scheduler.sovereign-ai.kr"

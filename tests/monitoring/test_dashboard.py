@@ -14,7 +14,7 @@ from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from scheduler.metrics import Metrics
+from scheduler.daemon.metrics import Metrics
 from scheduler.telemetry.metrics import AgentMetrics
 from tests.monitoring.files import dashboard, panels
 from tests.monitoring.promql import metric_names, variables

@@ -14,7 +14,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from scheduler.cluster import decode_snapshot
 from scheduler.cluster.synthetic import builtin_cluster, dumps
-from scheduler.metrics import Metrics
+from scheduler.daemon.metrics import Metrics
 from scheduler.planner import plan
 from scheduler.planner.simulate import settle
 from scheduler.policy import load_policy
@@ -27,6 +27,7 @@ from tests.builders import t
 from tests.monitoring.files import REPO
 from tests.monitoring.metrics_doc import METRICS_MD, documented_metrics
 from tests.monitoring.promql import metric_names
+from tests.keys import KEYS
 
 HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
 
@@ -55,9 +56,9 @@ def controller_metrics() -> Metrics:
     """A registry fed as the daemon feeds it: round 1 of the real programme, the moment NC AI and
     Naver Cloud start winding down and nodes drain (so every plan gauge has series)."""
     policy = load_policy("policies")
-    snapshot = decode_snapshot(dumps(builtin_cluster(policy)))
-    _, held = settle(policy, snapshot, t("2026-01-14 23:00"))
-    round_1 = plan(policy, held, t("2026-01-15 00:00:01"))
+    snapshot = decode_snapshot(dumps(builtin_cluster(policy)), KEYS)
+    _, held = settle(policy, snapshot, t("2026-01-14 23:00"), KEYS)
+    round_1 = plan(policy, held, t("2026-01-15 00:00:01"), KEYS)
     assert any(c.draining_nodes for c in round_1.consortia), "the fixture needs drains in progress"
     metrics = Metrics()
     metrics.observe_plan(round_1)

@@ -15,14 +15,17 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from scheduler.cluster.kube import Writer, connect
+from scheduler.actuator.writer import Writer
+from scheduler.actuator.connect import connect
 from scheduler.cluster.synthetic import builtin_cluster
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.daemon.reconciler import Outcome, Reconciler
-from scheduler.metrics import Metrics
+from scheduler.daemon.metrics import Metrics
 from scheduler.sandbox import SandboxServer
 from tests.builders import t
+from tests.keys import KEYS
+from scheduler.actuator.watch import ClusterReader
 
 PREFIX = "gpu-scheduler.sovereign-ai.kr/"
 MARCH_2026 = t("2026-03-01 00:00")
@@ -85,7 +88,7 @@ class Cluster:
         self.wall = Wall()
         self.clock = Clock(start=MARCH_2026, wall=self.wall)
         self.metrics = Metrics()
-        self.reconciler = Reconciler(source, api, self.clock, self.metrics, Writer(api, sleep=lambda s: None))
+        self.reconciler = Reconciler(source, ClusterReader(api, KEYS), self.clock, self.metrics, Writer(api, sleep=lambda s: None))
         self._old_events: set[tuple[str, str]] = set()
 
     # -- the daemon ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from scheduler import DOMAIN
-from scheduler.cluster import KEYS
+from tests.keys import KEYS
 from scheduler.planner import Plan
 from scheduler.sandbox import SandboxServer
 

@@ -22,16 +22,20 @@ from pathlib import Path
 
 from kubernetes.client import ApiClient
 
-from scheduler.cluster.kube import Watcher, Writer, connect
-from scheduler.cluster.retry import Backoff
+from scheduler.actuator.watch import Watcher
+from scheduler.actuator.writer import Writer
+from scheduler.actuator.connect import connect
+from scheduler.actuator.retry import Backoff
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.daemon.reconciler import Outcome, Reconciler
 from scheduler.daemon.service import Daemon
-from scheduler.metrics import Metrics
+from scheduler.daemon.metrics import Metrics
 from scheduler.planner import Plan
 
 from tests.soak.cluster import LEASE_NAMESPACE
+from tests.keys import KEYS
+from scheduler.actuator.watch import ClusterReader
 
 
 class Killed(BaseException):
@@ -105,7 +109,7 @@ class DaemonProcess:
         self.source = PolicySource(policy_dir)
         self.writer = Writer(self.api, counters=writes, retries=retries, sleep=lambda s: None,
                              backoff=Backoff(rng=random.Random(seed)), concurrency=concurrency)
-        self.reconciler = Reconciler(self.source, self.api, self.clock, self.metrics, self.writer,
+        self.reconciler = Reconciler(self.source, ClusterReader(self.api, KEYS), self.clock, self.metrics, self.writer,
                                      is_leader=self.kill)
         self.daemon = Daemon(self.reconciler, self.source, self.clock, self.metrics, namespace=LEASE_NAMESPACE)
         self.daemon.check_policy()  # what Daemon.start() does first
@@ -117,7 +121,7 @@ class DaemonProcess:
         client (to the soak's side door). A failed first list raises out of `Watcher.start()`,
         and `run` dies with it."""
         self.watch_api = connect(str(kubeconfig))
-        watcher = Watcher(self.watch_api, on_change=on_change, backoff=Backoff(base=0.01, cap=0.1))
+        watcher = Watcher(self.watch_api, KEYS, on_change=on_change, backoff=Backoff(base=0.01, cap=0.1))
         self.watcher = watcher
         watcher.start()
 

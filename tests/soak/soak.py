@@ -34,8 +34,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from scheduler.cluster import KEYS
-from scheduler.cluster.retry import ApiFailure
+from tests.keys import KEYS
+from scheduler.actuator.retry import ApiFailure
 from scheduler.daemon.reconciler import Outcome
 from scheduler.planner import Plan
 from scheduler.policy import load_policy
@@ -347,11 +347,11 @@ class Soak:
         """The live process's Watcher, after all the expiries, sees what a fresh read sees."""
         if self.proc is None or self.proc.watcher is None:
             return True, "no watcher"
-        from scheduler.cluster.kube import read_snapshot
+        from scheduler.actuator.reads import read_snapshot
 
         self.faults.clear()
         self.watch_faults.clear()
-        fresh, _ = read_snapshot(self.proc.api)
+        fresh, _ = read_snapshot(self.proc.api, KEYS)
         ok = self.proc.watcher.wait_for(lambda s: s == fresh, timeout)
         return ok, f"relists {dict(self.proc.watcher.relists)}, errors {dict(self.proc.watcher.errors)}"
 

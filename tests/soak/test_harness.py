@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from scheduler.cluster import KEYS
+from tests.keys import KEYS
 from scheduler.planner.model import ConsortiumPlan, Plan
 from scheduler.policy import load_policy
 from scheduler.sandbox import SandboxServer

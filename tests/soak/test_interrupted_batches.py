@@ -15,9 +15,10 @@ import msgspec
 import pytest
 
 from scheduler.cluster.decode import decode_snapshot
-from scheduler.cluster.writes import desired_writes
+from scheduler.actuator.writes import desired_writes
 from scheduler.planner.plan import plan as make_plan
-from scheduler.planner.simulate import node_after, settle
+from scheduler.planner.apply import node_after
+from scheduler.planner.simulate import settle
 from scheduler.policy import load_policy
 from scheduler.sandbox import SandboxServer
 
@@ -25,6 +26,7 @@ from tests.soak.checks import differences, end_state
 from tests.soak.cluster import soak_cluster
 from tests.soak.process import DaemonProcess, Killed, ProgrammeWall
 from tests.soak.soak import REPO
+from tests.keys import KEYS
 
 POLICY = load_policy(REPO / "policies")
 NAMESPACES = sorted(ns for c in POLICY.consortia for ns in c.namespaces)
@@ -38,23 +40,23 @@ def cluster_snapshot():
         server.load_list(cluster)
         items = [dict(n, kind="Node", apiVersion="v1") for n in server.list("nodes")] + \
                 [dict(ns, kind="Namespace", apiVersion="v1") for ns in server.list("namespaces")]
-    return decode_snapshot(msgspec.json.encode({"kind": "List", "apiVersion": "v1", "items": items}))
+    return decode_snapshot(msgspec.json.encode({"kind": "List", "apiVersion": "v1", "items": items}), KEYS)
 
 
 @pytest.mark.parametrize("instant", [STAGE_ONE, GOV_POOLS_OPEN])
 def test_a_plan_cut_short_and_planned_again_ends_where_the_whole_plan_ends(instant):
     at = datetime.fromisoformat(instant)
     start = cluster_snapshot()
-    whole_plan, whole = settle(POLICY, start, at, busy=False)
+    whole_plan, whole = settle(POLICY, start, at, KEYS, busy=False)
     expected = ({n.name: n.owner for n in whole.nodes}, {c.name: c.target for c in whole_plan.consortia})
-    first = make_plan(POLICY, start, at)
-    order = [w.name for w in desired_writes(first, start, POLICY) if w.resource == "nodes"]
+    first = make_plan(POLICY, start, at, KEYS)
+    order = [w.name for w in desired_writes(first, start, POLICY, KEYS) if w.resource == "nodes"]
     diverging = []
     for k in range(len(order)):
         done = set(order[:k])
-        cut = replace(start, nodes=tuple(node_after(n, first.node_intents[n.name]) if n.name in done else n
+        cut = replace(start, nodes=tuple(node_after(n, first.node_intents[n.name], KEYS) if n.name in done else n
                                          for n in start.nodes))
-        again_plan, again = settle(POLICY, cut, at, busy=False)
+        again_plan, again = settle(POLICY, cut, at, KEYS, busy=False)
         got = ({n.name: n.owner for n in again.nodes}, {c.name: c.target for c in again_plan.consortia})
         if got != expected:
             moved = sorted(n for n in expected[0] if expected[0][n] != got[0][n])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from scheduler.cluster import KEYS
+from tests.keys import KEYS
 from scheduler.policy import Policy
 from scheduler.sandbox import SandboxServer
 from scheduler.sandbox.server import resource_type

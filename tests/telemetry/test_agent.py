@@ -27,14 +27,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from scheduler.cluster import Keys
-from scheduler.cluster.retry import Backoff
+from scheduler.actuator.retry import Backoff
 from scheduler.sandbox import SandboxServer
-from scheduler.telemetry import report as report_module
+from scheduler.wire import telemetry as report_module
 from scheduler.telemetry.agent import Agent, AgentConfig, NodeAnnotationPublisher, PrintPublisher
 from scheduler.telemetry.fake_nvml import FakeNvml
 from scheduler.telemetry.health import HealthRules
 from scheduler.telemetry.nvml import NvmlReader
-from scheduler.telemetry.report import SCHEMA_PATH, TelemetryReport, decode, encode, json_schema
+from scheduler.wire.telemetry import SCHEMA_PATH, TelemetryReport, decode, encode, json_schema
 from tests.sandbox.conftest import api_client_for, node
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jsonschema
 
-from scheduler.telemetry.report import SCHEMA_PATH, decode
+from scheduler.wire.telemetry import SCHEMA_PATH, decode
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from scheduler.cluster.kube import Writer, connect
+from scheduler.actuator.writer import Writer
+from scheduler.actuator.connect import connect
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.daemon.reconciler import Reconciler
-from scheduler.metrics import Metrics
+from scheduler.daemon.metrics import Metrics
 from scheduler.sandbox import SandboxServer
 from tests.builders import program_yaml, stage_yaml
 from tests.sandbox.conftest import node
+from tests.keys import KEYS
+from scheduler.actuator.watch import ClusterReader
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TELEMETRY = "gpu-scheduler.sovereign-ai.kr/telemetry"
@@ -46,7 +49,7 @@ def cluster(tmp_path):
     source = PolicySource(tmp_path / "policies")
     source.reload()
     metrics = Metrics()
-    reconciler = Reconciler(source, api, Clock(), metrics, Writer(api))
+    reconciler = Reconciler(source, ClusterReader(api, KEYS), Clock(), metrics, Writer(api))
     yield server, reconciler, metrics, kubeconfig
     api.close()
     server.stop()
@@ -63,7 +66,7 @@ def agent_once(kubeconfig: Path, node_name: str, fake: Path) -> None:
 def annotate(reconciler, name: str, report: dict) -> None:
     from kubernetes import client
 
-    client.CoreV1Api(reconciler.api).patch_node(name, {"metadata": {"annotations": {TELEMETRY: json.dumps(report)}}})
+    client.CoreV1Api(reconciler.reader.api).patch_node(name, {"metadata": {"annotations": {TELEMETRY: json.dumps(report)}}})
 
 
 def held_by(server, team: str) -> list[str]:

@@ -20,7 +20,7 @@ from scheduler.telemetry.agent import Agent, AgentConfig
 from scheduler.telemetry.fake_nvml import FakeNvml
 from scheduler.telemetry.health import DEFAULT_IGNORED_XIDS, GpuHealth, HealthRules, update
 from scheduler.telemetry.nvml import GpuReading, NvmlReader
-from scheduler.telemetry.report import TelemetryReport, decode, encode
+from scheduler.wire.telemetry import TelemetryReport, decode, encode
 
 FIXTURES = Path(__file__).parent / "fixtures"
 START = "2026-11-30T05:00:00Z"

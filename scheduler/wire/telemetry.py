@@ -1,8 +1,8 @@
-"""The telemetry annotation (DESIGN section 9): what a node agent tells the controller.
+"""The telemetry annotation: what a node agent tells the controller (docs/telemetry.md).
 
 One typed model shared by both ends: the agent encodes it, the controller's snapshot decoder reads
 it. Extra keys are allowed (older controllers ignore what newer agents add). The JSON Schema in
-`telemetry.schema.json` is generated from these types (`python -m scheduler.telemetry.report`)
+`telemetry.schema.json` is generated from these types (`python -m scheduler.wire.telemetry`)
 and a test keeps the two equal.
 """
 
@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import msgspec
+
+from scheduler.wire import timestamps
 
 VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("telemetry.schema.json")
@@ -48,7 +50,7 @@ class TelemetryReport(msgspec.Struct, frozen=True, kw_only=True):
 def _stamp(obj: object) -> str:
     """datetime subclasses (freezegun's FakeDatetime in tests) are encoded like datetimes."""
     if isinstance(obj, datetime):
-        return obj.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return timestamps.encode_utc(obj)
     raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
 

@@ -1,12 +1,13 @@
-"""Controller metrics (DESIGN section 7), on a registry of their own so tests and the daemon
+"""Controller metrics (the contract in docs/metrics.md), on a registry of their own so tests and the daemon
 never share state. Per-consortium and per-pool gauges are rebuilt from each plan, so a
 consortium or pool that disappears from the policy disappears from /metrics too."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, GCCollector, Gauge, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from scheduler.observability.process import add_process_metrics
 from scheduler.planner.model import STATUSES, Plan
 
 PREFIX = "gpu_scheduler"
@@ -75,14 +76,6 @@ class _PlanCollector:
             if plan.next_change is not None:
                 fams["next"].add_metric([plan.next_change.what], plan.next_change.at.timestamp())
         yield from fams.values()
-
-
-def add_process_metrics(registry: CollectorRegistry) -> None:
-    """The usual process_* (CPU, memory, file descriptors, start time) and python_* (GC,
-    interpreter) metrics, on a registry of our own (the default one is process-global)."""
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
 
 
 class Metrics:

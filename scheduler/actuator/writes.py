@@ -7,29 +7,28 @@ pod on a node whose drain deadline has passed, and Events saying what changed. A
 already matches the plan gets no write at all, so a reconcile at steady state costs reads only.
 
 Pure by design (no client, no clock): the daemon, `run --dry-run` and the tests share it, and
-`kube.Writer` is the only code that talks to the API server.
+`writer.Writer` is the only code that sends them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from scheduler.cluster.labels import GPU_RESOURCE, KEYS, RESOURCE_QUOTA_NAME, Keys
-from scheduler.cluster.snapshot import Node, Snapshot, Taint
+from scheduler.cluster import Keys, Node, Snapshot, Taint
+from scheduler.cluster.labels import RESOURCE_QUOTA_NAME
+from scheduler.planner.apply import node_after
 from scheduler.planner.model import (ACTIVE, ASSIGN, ASSIGNED, DRAIN, ELIMINATED, EVICT, INELIGIBLE, PENDING,
                                      RELEASE, WINDING_DOWN, Action, ConsortiumPlan, NodeIntent, Plan)
-from scheduler.planner.simulate import node_after
 from scheduler.policy import Policy
+from scheduler.wire import events as event_wire
+from scheduler.wire import quota, timestamps
 
 MERGE_PATCH = "application/merge-patch+json"
-COMPONENT = "gpu-scheduler"
-MANAGED_BY = {"app.kubernetes.io/managed-by": COMPONENT}
 
-# Event reasons (DESIGN section 5)
+# Event reasons (the contract in docs/daemon.md)
 STAGE_ENTERED, QUOTA_CHANGED, WIND_DOWN_STARTED, ELIMINATED_REASON = (
     "StageEntered", "QuotaChanged", "WindDownStarted", "Eliminated")
 NODE_ASSIGNED, NODE_DRAINING, NODE_RELEASED = "NodeAssigned", "NodeDraining", "NodeReleased"
@@ -71,7 +70,7 @@ class Write:
         return f"{self.verb} {self.resource} {where}"
 
 
-def desired_writes(plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys = KEYS,
+def desired_writes(plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys,
                    written: Mapping[str, str] | None = None) -> list[Write]:
     """Every write the plan needs on this snapshot, in the order to send them: take GPUs away
     (drain taints, lower quotas) before evicting, evict before giving nodes out, and Events last.
@@ -88,7 +87,7 @@ def desired_writes(plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys = 
     by_hand = {ns for ns in plan.namespace_labels if _edited_by_hand(plan, snapshot, ns, keys, written)}
     namespace_writes = _namespace_writes(plan, snapshot, keys, by_hand)
     quota_writes = _quota_writes(plan, snapshot, by_hand)
-    lower = [w for w in quota_writes if w.verb == "patch" and int(w.body["spec"]["hard"][_HARD]) <
+    lower = [w for w in quota_writes if w.verb == "patch" and _int(quota.decode(w.body)) <
              _int(snapshot.quotas.get(w.namespace))]
     raise_ = [w for w in quota_writes if w not in lower]
     evictions = _evictions(plan, snapshot)
@@ -137,13 +136,13 @@ def _taint_keys(keys: Keys) -> tuple[str, ...]:
     return (keys.consortium, keys.draining_taint)
 
 
-def node_patch(before: Node, after: Node, keys: Keys = KEYS) -> dict[str, Any] | None:
+def node_patch(before: Node, after: Node, keys: Keys) -> dict[str, Any] | None:
     """A merge patch from `before` to `after` on the keys we manage: changed labels and drain
     annotations (null deletes), and the whole `spec.taints` only if our taints differ. Foreign
     labels, annotations and taints are never in it, so never removed."""
     labels = _changed(before.labels, after.labels, (keys.consortium, keys.node_state))
     annotations = _changed(before.annotations, after.annotations,
-                           (keys.drain_started, keys.drain_deadline, keys.drain_reason), _same_annotation)
+                           (keys.drain_started, keys.drain_deadline, keys.drain_reason), timestamps.same_instant)
     patch: dict[str, Any] = {}
     meta = {k: v for k, v in (("labels", labels), ("annotations", annotations)) if v}
     if meta:
@@ -166,22 +165,6 @@ def _changed(before: Mapping[str, str], after: Mapping[str, str], managed: Itera
     return out
 
 
-def _same_annotation(old: str, new: str) -> bool:
-    """Drain times written as "…Z" or in another offset are the same instant: not a change."""
-    if old == new:
-        return True
-    a, b = _instant(old), _instant(new)
-    return a is not None and a == b
-
-
-def _instant(text: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
 def _taint_set(taints: Iterable[Taint]) -> set[tuple[str, str, str]]:
     return {(t.key, t.value, t.effect) for t in taints}
 
@@ -194,7 +177,7 @@ def _taint_json(t: Taint) -> dict[str, str]:
 
 
 # -- namespaces and quotas ---------------------------------------------------------------------------
-_HARD = f"requests.{GPU_RESOURCE}"
+_HARD = quota.HARD
 
 
 def _namespace_writes(plan: Plan, snapshot: Snapshot, keys: Keys, by_hand: set[str]) -> list[Write]:
@@ -231,12 +214,10 @@ def _quota_writes(plan: Plan, snapshot: Snapshot, by_hand: set[str]) -> list[Wri
         drift = DRIFT_QUOTA if ns in by_hand else ""
         reason = ("drift reverted: " if drift else "") + f"{_HARD} {have if have is not None else '(none)'} -> {want}"
         if have is None:
-            body = {"apiVersion": "v1", "kind": "ResourceQuota",
-                    "metadata": {"name": RESOURCE_QUOTA_NAME, "namespace": ns, "labels": dict(MANAGED_BY)},
-                    "spec": {"hard": {_HARD: want}}}
-            out.append(Write("resourcequotas", "create", RESOURCE_QUOTA_NAME, ns, body, reason, drift=drift))
+            out.append(Write("resourcequotas", "create", RESOURCE_QUOTA_NAME, ns, quota.encode(ns, want), reason,
+                             drift=drift))
         else:
-            out.append(Write("resourcequotas", "patch", RESOURCE_QUOTA_NAME, ns, {"spec": {"hard": {_HARD: want}}},
+            out.append(Write("resourcequotas", "patch", RESOURCE_QUOTA_NAME, ns, quota.encode_patch(want),
                              reason, MERGE_PATCH, drift=drift))
     return out
 
@@ -393,34 +374,18 @@ def _next(c: ConsortiumPlan) -> str:
 
 
 def event_name(at: datetime | None, reason: str, namespace: str, subject: str) -> str:
-    """Deterministic: the same plan instant, reason and object give the same name, so a retried
-    reconcile finds its Event already there instead of writing it twice. `at=None` names an
-    Event that is to exist once whatever the instant (DecisionPending, once per round)."""
-    when = at.isoformat() if at is not None else "once"
-    digest = hashlib.sha256(f"{when}|{reason}|{namespace}|{subject}".encode()).hexdigest()[:20]
-    return f"{COMPONENT}.{digest}"
+    return event_wire.name(at, reason, namespace, subject)
 
 
-def event(plan: Plan, namespace: str, reason: str, message: str, *, subject: str, warning: bool = False,
-          related: tuple[str, str] | None = None, reports_on: tuple[str, ...] = (), consortium: str | None = None,
-          keys: Keys = KEYS, once: bool = False) -> Write:
+def event(plan: Plan, namespace: str, reason: str, message: str, *, subject: str, keys: Keys,
+          warning: bool = False, related: tuple[str, str] | None = None, reports_on: tuple[str, ...] = (),
+          consortium: str | None = None, once: bool = False) -> Write:
     """A core/v1 Event in the consortium's namespace, about that namespace (a legacy Event must
     live in its object's namespace, and consortium engineers read their own namespace)."""
-    stamp = plan.at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    name = event_name(None if once else plan.at, reason, namespace, subject)
-    labels = dict(MANAGED_BY)
-    if consortium:
-        labels[keys.consortium] = consortium
-    body: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "namespace": namespace},
-        "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
-        "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": COMPONENT,
-        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-    }
-    if related:
-        body["related"] = {"apiVersion": "v1", "kind": related[0], "name": related[1]}
+    name = event_wire.name(None if once else plan.at, reason, namespace, subject)
+    labels = {keys.consortium: consortium} if consortium else {}
+    body = event_wire.encode(event_wire.EventRecord(name=name, namespace=namespace, reason=reason, message=message,
+                                                     warning=warning, at=plan.at, labels=labels, related=related))
     return Write("events", "create", name, namespace, body, reason, reports_on=reports_on)
 
 
@@ -428,18 +393,11 @@ def policy_invalid_event(namespace: str, digest: str, problems: list[str], at: d
     """A Warning Event in the scheduler's own namespace when the policy on disk is invalid: the
     operator who applied it sees why, and that the last good policy stays in force. Named by the
     invalid files' digest, so the same bad policy is reported once, not at every reload check."""
-    stamp = at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    name = event_name(None, "PolicyInvalid", namespace, digest)
+    name = event_wire.name(None, "PolicyInvalid", namespace, digest)
     shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-    body: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
-        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "namespace": namespace},
-        "reason": "PolicyInvalid", "type": "Warning",
-        "message": f"policy not applied, the last good one stays in force: {shown}"[:1024],
-        "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": COMPONENT,
-        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-    }
+    body = event_wire.encode(event_wire.EventRecord(
+        name=name, namespace=namespace, reason="PolicyInvalid", warning=True, at=at, labels={},
+        message=f"policy not applied, the last good one stays in force: {shown}"))
     return Write("events", "create", name, namespace, body, "PolicyInvalid")
 
 

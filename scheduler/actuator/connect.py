@@ -1,0 +1,26 @@
+"""An API client for one cluster: from a kubeconfig (a context in it), or from a pod's service
+account. Retries are ours (retry.py), never the HTTP library's."""
+
+from __future__ import annotations
+
+import urllib3
+from kubernetes import client, config
+
+FIELD_MANAGER = "gpu-scheduler"  # the owner of our fields in managedFields
+REQUEST_TIMEOUT = (5.0, 60.0)  # (connect, read) seconds: a hung apiserver becomes a Transient failure
+
+
+def connect(kubeconfig: str | None = None, in_cluster: bool = False, context: str | None = None) -> client.ApiClient:
+    """An API client from a kubeconfig (default: $KUBECONFIG or ~/.kube/config) or, in a pod,
+    from its service account."""
+    if in_cluster:
+        cfg = client.Configuration()
+        config.load_incluster_config(client_configuration=cfg)
+    else:
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+    # urllib3 would otherwise retry a 429/503 GET itself, sleeping its Retry-After for real and
+    # uncapped, before our code sees anything: retries and their backoff are ours (retry.py)
+    cfg.retries = urllib3.Retry(total=3, connect=3, read=0, status=0, other=0, redirect=0,
+                                respect_retry_after_header=False, raise_on_status=False)
+    return client.ApiClient(cfg)

@@ -1,0 +1,289 @@
+"""A Snapshot kept current by list-then-watch, and the rule for when a reconcile may read it
+instead of listing the cluster afresh."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgspec
+from kubernetes import client
+from kubernetes.watch import Watch
+
+from scheduler.actuator.connect import REQUEST_TIMEOUT
+from scheduler.actuator.reads import LISTS, list_raw, read_snapshot
+from scheduler.actuator.retry import Backoff, classify
+from scheduler.cluster import Keys, Snapshot, decode_snapshot
+from scheduler.cluster.labels import RESOURCE_QUOTA_NAME
+
+log = logging.getLogger(__name__)
+
+class _Event(msgspec.Struct, frozen=True):
+    type: str
+    object: msgspec.Raw
+
+
+class _ObjMeta(msgspec.Struct, frozen=True):
+    name: str = ""
+    namespace: str = ""
+    resourceVersion: str = ""
+
+
+class _Obj(msgspec.Struct, frozen=True):
+    metadata: _ObjMeta = _ObjMeta()
+
+
+_WATCH_EVENT = msgspec.json.Decoder(_Event)
+_OBJ = msgspec.json.Decoder(_Obj)
+_LIST_KIND = {"nodes": b"NodeList", "namespaces": b"NamespaceList", "resourcequotas": b"ResourceQuotaList",
+              "pods": b"PodList"}
+
+
+class _RawWatch(Watch):
+    """kubernetes.watch.Watch (its stream loop, stop and resourceVersion bookkeeping) with the
+    objects left raw for msgspec instead of deserialized into the client's models."""
+
+    def unmarshal_event(self, data: str, return_type: Any) -> dict[str, Any] | None:
+        if not data or data.isspace():
+            return None
+        event = _WATCH_EVENT.decode(data)
+        if event.type == "ERROR":
+            status = msgspec.json.decode(event.object)
+            return {"type": "ERROR", "object": status, "raw_object": status}
+        rv = _OBJ.decode(event.object).metadata.resourceVersion
+        if rv:
+            self.resource_version = rv
+        return {"type": event.type, "object": event.object}
+
+
+class Watcher:
+    """A Snapshot kept current by list-then-watch of nodes, namespaces, resourcequotas and pods.
+
+    Each resource is listed once, then watched from the list's resourceVersion; a watch that
+    ends (server timeout) resumes from the last version seen; 410 Gone (history compacted) means
+    list again. `on_change()` is called after every change so the daemon can wake a reconcile.
+    """
+
+    def __init__(self, api: client.ApiClient, keys: Keys, *, timeout_seconds: int = 300,
+                 on_change: Callable[[], None] | None = None, backoff: Backoff | None = None) -> None:
+        self.api = api
+        self.keys = keys
+        self.timeout_seconds = timeout_seconds
+        self.on_change = on_change
+        self.backoff = backoff or Backoff()
+        self.relists: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self._state: dict[str, dict[tuple[str, str], Any]] = {r: {} for r in LISTS}
+        self._version = 0
+        self._cond = threading.Condition()
+        self._stopping = threading.Event()
+        self._watches: dict[str, _RawWatch] = {}
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Watcher:
+        """List everything (so `snapshot()` is complete on return), then watch in the background."""
+        versions = {resource: self._first_list(resource) for resource in LISTS}
+        for resource, rv in versions.items():
+            t = threading.Thread(target=self._run, args=(resource, rv), name=f"watch-{resource}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _first_list(self, resource: str) -> str:
+        """A failed first list is not fatal: the watch thread lists again, with backoff (and the
+        reconciler trusts the cache only once it matches a fresh list)."""
+        try:
+            return self._relist(resource)
+        except Exception as exc:  # noqa: BLE001 - any API failure: the thread retries
+            log.warning("first list of %s failed (%s); the watch will list it again", resource, exc)
+            self.errors[resource] += 1
+            return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every watch and wait for the threads. A watch caught between sending its
+        request and getting the answer has no socket to shut yet, so stopping is repeated
+        until each thread has ended."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        while self.running and time.monotonic() < deadline:
+            for w in list(self._watches.values()):
+                w.stop()
+            for t in self._threads:
+                t.join(0.05)
+
+    def __enter__(self) -> Watcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    @property
+    def version(self) -> int:
+        """Increases with every change seen."""
+        return self._version
+
+    def snapshot(self) -> Snapshot:
+        with self._cond:
+            nodes = sorted(self._state["nodes"].values(), key=lambda n: n.name)
+            namespaces = {ns.name: ns for ns in self._state["namespaces"].values()}
+            quotas = {key[0]: hard for key, hard in self._state["resourcequotas"].items()}
+            pods = sorted(self._state["pods"].values(), key=lambda p: (p.node, p.namespace, p.name))
+        return Snapshot(nodes=tuple(nodes), namespaces=namespaces, quotas=quotas, pods=tuple(pods))
+
+    def wait_for(self, predicate: Callable[[Snapshot], bool], timeout: float = 5.0) -> bool:
+        """Block until the snapshot satisfies `predicate` (checked after each change) or timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if predicate(self.snapshot()):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+
+    # internals ----------------------------------------------------------------------------------
+    def _run(self, resource: str, rv: str) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                if not rv:
+                    rv = self._relist(resource, again=True)
+                rv = self._watch(resource, rv)
+                attempt = 0
+                continue
+            except Exception as exc:  # noqa: BLE001 - a watcher thread must outlive any one failure
+                if self._stopping.is_set():
+                    return
+                failure = classify(exc, "watch")
+            if failure is not None and failure.status == 410:
+                log.info("watch of %s expired (410 Gone); listing it again", resource)
+                rv = ""
+                continue
+            if failure is None:
+                log.exception("watch of %s failed unexpectedly; listing it again", resource)
+                rv = ""
+            self.errors[resource] += 1
+            delay = self.backoff.delay(min(attempt, 10), failure.retry_after if failure else None)
+            log.warning("watch of %s failed (%s); trying again in %.1fs", resource, failure, delay)
+            attempt += 1
+            if self._stopping.wait(delay):
+                return
+
+    def _watch(self, resource: str, rv: str) -> str:
+        """Watch from `rv` until the server ends the watch; the last version seen."""
+        w = _RawWatch()
+        self._watches[resource] = w
+        if self._stopping.is_set():
+            return rv
+        func = LISTS[resource](client.CoreV1Api(self.api))
+        try:
+            for event in w.stream(func, resource_version=rv, allow_watch_bookmarks=True,
+                                  timeout_seconds=self.timeout_seconds,
+                                  _request_timeout=(REQUEST_TIMEOUT[0], self.timeout_seconds + 30)):
+                if self._stopping.is_set():
+                    break
+                if event["type"] != "BOOKMARK":
+                    self._apply(resource, event["type"], event["object"])
+                if w.resource_version:
+                    rv = w.resource_version
+        finally:
+            self._watches.pop(resource, None)
+        return rv
+
+    def _relist(self, resource: str, again: bool = False) -> str:
+        data, rv = list_raw(self.api, resource)
+        decoded = decode_snapshot(data, self.keys)
+        with self._cond:
+            self._state[resource] = dict(_entries(resource, decoded))
+            if again:
+                self.relists[resource] += 1
+            self._changed()
+        return rv
+
+    def _apply(self, resource: str, type_: str, raw: msgspec.Raw) -> None:
+        meta = _OBJ.decode(raw).metadata
+        key = (meta.namespace, meta.name)
+        entries: dict[tuple[str, str], Any] = {}
+        if type_ != "DELETED":
+            wrapped = b'{"kind":"' + _LIST_KIND[resource] + b'","items":[' + bytes(raw) + b"]}"
+            entries = dict(_entries(resource, decode_snapshot(wrapped, self.keys)))
+        with self._cond:
+            state = self._state[resource]
+            new, old = entries.get(key), state.get(key)
+            if new == old:
+                return  # nothing planning reads changed (a kubelet heartbeat, a pod without GPUs)
+            quiet = resource == "nodes" and new is not None and old is not None and new.settled(old, self.keys.telemetry)
+            state.pop(key, None)
+            state.update(entries)
+            if quiet:
+                return  # an agent heartbeat: kept in the cache, but no reconcile woken for it
+            self._changed()
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._cond.notify_all()
+        if self.on_change is not None:
+            self.on_change()
+
+
+def _entries(resource: str, snap: Snapshot) -> Iterator[tuple[tuple[str, str], Any]]:
+    """The snapshot's objects of one resource, keyed by (namespace, name). A pod that is not a
+    running GPU pod, or a quota other than ours, decodes to nothing (and so drops out)."""
+    if resource == "nodes":
+        yield from ((("", n.name), n) for n in snap.nodes)
+    elif resource == "namespaces":
+        yield from ((("", name), ns) for name, ns in snap.namespaces.items())
+    elif resource == "resourcequotas":
+        yield from (((ns, RESOURCE_QUOTA_NAME), hard) for ns, hard in snap.quotas.items())
+    else:
+        yield from (((p.namespace, p.name), p) for p in snap.pods)
+
+
+class ClusterReader:
+    """The cluster now, for a reconcile: the watch cache when it can be trusted, else a fresh list.
+
+    The cache is trusted once a fresh list, taken with none of our writes in flight, found it
+    identical (agent heartbeats aside); it stops being trusted as soon as we write (`wrote()`: a
+    reconcile must never act on a cache that has not seen its own writes yet) and at least every
+    `resync_every` seconds. So a steady cluster costs no list at all, and the cache is used only
+    when it has provably caught up with everything this replica wrote. Without a cache, every
+    read is a list."""
+
+    def __init__(self, api: client.ApiClient, keys: Keys, cache: Watcher | None = None, *,
+                 resync_every: float = 300.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.api = api
+        self.keys = keys
+        self.cache = cache
+        self.resync_every = resync_every
+        self.monotonic = monotonic
+        self.reads: Counter[str] = Counter({"list": 0, "cache": 0})
+        self._trusted = False
+        self._listed_at = float("-inf")
+
+    @property
+    def trusted(self) -> bool:
+        return self.cache is not None and self._trusted
+
+    def read(self) -> Snapshot:
+        now = self.monotonic()
+        if self.cache is not None and self._trusted and now - self._listed_at < self.resync_every:
+            self.reads["cache"] += 1
+            return self.cache.snapshot()
+        snapshot, _ = read_snapshot(self.api, self.keys)
+        self.reads["list"] += 1
+        self._listed_at = now
+        self._trusted = self.cache is not None and self.cache.snapshot().same_as(snapshot, self.keys.telemetry)
+        return snapshot
+
+    def wrote(self) -> None:
+        """Our writes are on their way: a fresh list must see them before the cache is trusted again."""
+        self._trusted = False

@@ -1,0 +1,269 @@
+"""The commands of `gpu-scheduler`, one thin function each: parse what the flags name, call the
+package, print. Heavy imports happen inside the command that needs them, so `validate` and
+`--help` do not pay for the Kubernetes client or Prometheus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta
+from typing import Any
+
+from scheduler import DOMAIN
+from scheduler.cluster.labels import Keys
+from scheduler.policy import Policy, PolicyError, load_policy
+from scheduler.policy.types import parse_duration, parse_instant
+
+
+def _instant(text: str, policy: Policy) -> datetime:
+    class _Info:
+        context = {"timezone": policy.timezone}
+    return parse_instant(text, _Info())  # type: ignore[arg-type]
+
+
+def _now(policy: Policy) -> datetime:
+    return datetime.now(policy.timezone)
+
+
+def _keys(args: argparse.Namespace) -> Keys:
+    """The label/annotation/taint keys under the configured prefix (docs/daemon.md)."""
+    return Keys(args.label_prefix)
+
+
+def _output(args: argparse.Namespace) -> str:
+    if args.output:
+        return str(args.output)
+    return "table" if sys.stdout.isatty() else "json"
+
+
+def _load(args: argparse.Namespace) -> Policy | None:
+    try:
+        return load_policy(args.policy)
+    except PolicyError as err:
+        print(str(err), file=sys.stderr)
+        print(f"policy invalid: {len(err.issues)} problem(s)", file=sys.stderr)
+        return None
+
+
+def _snapshot(args: argparse.Namespace, policy: Policy) -> Any:
+    """The cluster to plan on: a file, a live cluster, or (neither given) one sized from the policy."""
+    from scheduler.cluster import decode_snapshot
+    from scheduler.cluster.synthetic import builtin_cluster, dumps
+
+    live = getattr(args, "kubeconfig", None) or getattr(args, "in_cluster", False)
+    if args.cluster == "builtin" or not (args.cluster or live):
+        return decode_snapshot(dumps(builtin_cluster(policy)), _keys(args))
+    return _read_cluster(args)
+
+
+def _read_cluster(args: argparse.Namespace) -> Any:
+    """A `kubectl get ... -o json` file (or '-' for stdin), else the live cluster; None after
+    saying why on stderr."""
+    from scheduler.cluster import SnapshotError, decode_snapshot, decode_snapshot_file
+
+    if args.cluster:
+        try:
+            keys = _keys(args)
+            return (decode_snapshot(sys.stdin.buffer.read(), keys) if args.cluster == "-"
+                    else decode_snapshot_file(args.cluster, keys))
+        except (OSError, SnapshotError) as err:
+            print(f"{args.cluster}: {err}", file=sys.stderr)
+            return None
+    from scheduler.actuator.connect import connect
+    from scheduler.actuator.reads import read_snapshot
+
+    try:
+        snapshot, _ = read_snapshot(connect(args.kubeconfig, args.in_cluster), _keys(args))
+    except Exception as err:  # connection or credentials: say so, no traceback
+        print(f"cannot read the cluster: {err}", file=sys.stderr)
+        return None
+    return snapshot
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    policy = _load(args)
+    if policy is None:
+        return 1
+    print(f"{args.policy}: valid ({len(policy.files)} file(s), {len(policy.stages)} stage(s), "
+          f"{len(policy.consortia)} consortia, {len(policy.pools)} pools; sha256 {policy.sha256[:12]})")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from scheduler.cli.render import plan_json, plan_table
+    from scheduler.planner import plan
+
+    policy = _load(args)
+    if policy is None:
+        return 1
+    snapshot = _snapshot(args, policy)
+    if snapshot is None:
+        return 2
+    at = _instant(args.at, policy) if args.at else _now(policy)
+    result = plan(policy, snapshot, at, _keys(args))
+    print(plan_table(result) if _output(args) == "table" else plan_json(result))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from scheduler.cli.render import timeline_json, timeline_table
+    from scheduler.planner.simulate import simulate
+
+    policy = _load(args)
+    if policy is None:
+        return 1
+    snapshot = _snapshot(args, policy)
+    if snapshot is None:
+        return 2
+    start = _instant(args.from_, policy) if args.from_ else (policy.stages[0].spec.start - timedelta(days=1)
+                                                             if policy.stages else _now(policy))
+    end = _instant(args.to, policy) if args.to else start + timedelta(days=365)
+    if end < start:
+        print("--to is before --from", file=sys.stderr)
+        return 2
+    step = parse_duration(args.step) if args.step else None
+    steps = simulate(policy, snapshot, start, end, _keys(args), step)
+    print(timeline_table(steps) if _output(args) == "table" else timeline_json(steps))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """What a consortium engineer wants: quota, allocation, status, next change, from the labels
+    and the allocation annotation the scheduler wrote on the namespaces."""
+    from scheduler.cli.render import status_table
+    from scheduler.cli.status import status_rows
+
+    snapshot = _read_cluster(args)
+    if snapshot is None:
+        return 2
+    rows = status_rows(snapshot, _keys(args), args.consortium)
+    if _output(args) == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(status_table(rows) if rows else "no namespace carries gpu-scheduler labels yet")
+    return 0
+
+
+def _logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
+
+
+def _stop_on_signals() -> Any:
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The daemon (docs/daemon.md). With --simulate it first starts the sandbox API on a free
+    local port, loads FILE (or a cluster sized from the policy) and runs against it over HTTP,
+    exactly as against a real cluster."""
+    from scheduler.daemon import app
+
+    _logging(args.verbose)
+    keys = _keys(args)
+    config = app.DaemonConfig(policy=args.policy, keys=keys, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster,
+                              dry_run=args.dry_run, metrics_port=args.metrics_port, time_scale=args.time_scale,
+                              reconcile_every=args.reconcile_every, lease_namespace=args.lease_namespace)
+    source = app.load_source(config)
+    if source is None or source.policy is None:
+        return 1
+    policy = source.policy
+    start = _instant(args.start, policy) if args.start else None
+    if args.time_scale != 1 and start is None:
+        start = _now(policy)
+    sandbox = None
+    if args.simulate is not None:
+        sandbox, kubeconfig = _start_sandbox(args, policy, keys)
+        config = _replace(config, kubeconfig=kubeconfig)
+    config = _replace(config, start=start)
+    try:
+        return app.run(config, source, _stop_on_signals())
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+
+
+def _replace(config: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(config, **changes)
+
+
+def _start_sandbox(args: argparse.Namespace, policy: Policy, keys: Keys) -> tuple[Any, str]:
+    """The sandbox API on a free port, loaded with FILE or a cluster sized from the policy, and a
+    kubeconfig for it; prints how to follow the programme with kubectl."""
+    import tempfile
+
+    from scheduler.cluster.synthetic import builtin_cluster
+    from scheduler.sandbox import SandboxServer
+
+    sandbox = SandboxServer(port=0).start()
+    if args.simulate == "builtin":
+        sandbox.load_list(builtin_cluster(policy))
+    else:
+        with open(args.simulate, "rb") as fh:
+            sandbox.load_list(fh.read())
+    sandbox.load_list({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.lease_namespace}}]})
+    folder = tempfile.mkdtemp(prefix="gpu-scheduler-")
+    kubeconfig = str(sandbox.write_kubeconfig(f"{folder}/kubeconfig"))
+    labels = ",".join((keys.status, keys.stage, keys.quota_gpus, keys.allocated_gpus))
+    prefix = "" if args.label_prefix == DOMAIN else f" --label-prefix {args.label_prefix}"
+    print(f"sandbox API on {sandbox.url}; follow the programme with:\n"
+          f"  kubectl --kubeconfig {kubeconfig} get ns -L {labels}\n"
+          f"  kubectl --kubeconfig {kubeconfig} get nodes -L {keys.consortium},{keys.node_state}\n"
+          f"  gpu-scheduler status --kubeconfig {kubeconfig}{prefix}", flush=True)
+    return sandbox, kubeconfig
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """The node agent (docs/telemetry.md): NVML -> health -> the Node's telemetry annotation."""
+    import os
+    import socket
+
+    from scheduler.telemetry import app
+    from scheduler.telemetry.health import DEFAULT_IGNORED_XIDS, HealthRules
+
+    _logging(args.verbose)
+    node = args.node_name or os.environ.get("NODE_NAME") or socket.gethostname()
+    rules = HealthRules(ignored_xids=frozenset(args.ignore_xids) if args.ignore_xids is not None else DEFAULT_IGNORED_XIDS,
+                        critical_xids=frozenset(args.critical_xids or ()), quiet_period=parse_duration(args.quiet_period))
+    config = app.AgentAppConfig(node=node, telemetry_key=_keys(args).telemetry, rules=rules,
+                                interval=parse_duration(args.interval), heartbeat=parse_duration(args.heartbeat),
+                                kubeconfig=args.kubeconfig, in_cluster=args.in_cluster, nvml_fake=args.nvml_fake,
+                                metrics_port=args.metrics_port, once=args.once, dry_run=args.dry_run)
+    try:
+        return app.run(config, _stop_on_signals())
+    except app.AgentSetupError as err:
+        print(f"gpu-scheduler agent: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from scheduler.policy.models import Program, Stage
+
+    schemas = {"Program": Program.model_json_schema(mode="validation"),
+               "Stage": Stage.model_json_schema(mode="validation")}
+    if args.kind:
+        out = schemas[args.kind]
+    else:
+        # one document is either kind: hoist both kinds' $defs to the root so every $ref resolves
+        defs: dict[str, Any] = {}
+        for kind, schema in schemas.items():
+            defs.update(schema.pop("$defs", {}))
+            defs[kind] = schema
+        out = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+               "title": "gpu-scheduler policy document", "$defs": defs,
+               "oneOf": [{"$ref": "#/$defs/Program"}, {"$ref": "#/$defs/Stage"}]}
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 0

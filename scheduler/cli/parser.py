@@ -1,0 +1,120 @@
+"""The command line's grammar: every subcommand, flag and default (docs: README, the CLI section)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from scheduler import DOMAIN, __version__
+from scheduler.cli import commands
+
+DEFAULT_POLICY = "policies"
+DESCRIPTION = "gpu-scheduler: hands a national GPU fleet to competing AI consortia and takes it back, safely."
+
+
+def _prefix(text: str) -> str:
+    """A label-key prefix is a DNS subdomain (Kubernetes rejects anything else in a key)."""
+    if len(text) > 253 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a DNS subdomain (like example.com)")
+    return text
+
+
+def _xids(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of XIDs") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpu-scheduler", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"gpu-scheduler {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_policy(p):
+        p.add_argument("--policy", default=DEFAULT_POLICY, help="policy folder or file (default: policies)")
+
+    def with_prefix(p):
+        p.add_argument("--label-prefix", default=DOMAIN, type=_prefix, metavar="PREFIX",
+                       help=f"prefix of every label, annotation and taint key (default: {DOMAIN})")
+
+    def with_output(p):
+        p.add_argument("-o", "--output", choices=["table", "json"], help="default: table on a terminal, else json")
+
+    p = sub.add_parser("validate", help="check the policy; one file:line: field: message per problem")
+    with_policy(p)
+    p.set_defaults(func=commands.cmd_validate)
+
+    p = sub.add_parser("plan", help="what the scheduler would do at an instant")
+    with_policy(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--cluster", help="kubectl get nodes,namespaces,resourcequotas,pods -A -o json output "
+                                       "(or a NodeList; '-' for stdin; 'builtin' or absent: a cluster sized from the policy)")
+    src.add_argument("--kubeconfig")
+    src.add_argument("--in-cluster", action="store_true")
+    p.add_argument("--at", help="instant to plan for (default: now); naive times are in the programme's timezone")
+    with_prefix(p)
+    with_output(p)
+    p.set_defaults(func=commands.cmd_plan)
+
+    p = sub.add_parser("simulate", help="replay the programme's timeline on a cluster")
+    with_policy(p)
+    p.add_argument("--cluster", help="cluster file as for plan (default: built-in cluster sized from the policy)")
+    p.add_argument("--from", dest="from_", help="start (default: a day before the first stage)")
+    p.add_argument("--to", help="end (default: a year after --from)")
+    p.add_argument("--step", help="also plan every STEP (e.g. 1d), besides the change points")
+    with_prefix(p)
+    with_output(p)
+    p.set_defaults(func=commands.cmd_simulate)
+
+    p = sub.add_parser("run", help="the daemon: keep a cluster in line with the policy")
+    with_policy(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--kubeconfig")
+    src.add_argument("--in-cluster", action="store_true")
+    src.add_argument("--simulate", nargs="?", const="builtin", metavar="FILE",
+                     help="run against the embedded sandbox API, loaded with FILE or a cluster sized from the policy")
+    p.add_argument("--dry-run", action="store_true", help="log every write it would make, make none")
+    p.add_argument("--metrics-port", type=int, default=9090)
+    p.add_argument("--time-scale", type=float, default=1.0, help="run the programme's clock N times faster")
+    p.add_argument("--start", help="programme time to start from (with --time-scale)")
+    p.add_argument("--reconcile-every", type=float, default=30.0, help="seconds between periodic reconciles")
+    p.add_argument("--lease-namespace", default="gpu-scheduler")
+    with_prefix(p)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=commands.cmd_run)
+
+    p = sub.add_parser("status", help="each consortium's quota, allocation, status and next change, as the cluster shows it")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--cluster", help="a kubectl get namespaces,resourcequotas -A -o json dump instead of a live cluster")
+    src.add_argument("--kubeconfig")
+    src.add_argument("--in-cluster", action="store_true")
+    p.add_argument("--consortium", help="only this consortium")
+    with_prefix(p)
+    with_output(p)
+    p.set_defaults(func=commands.cmd_status)
+
+    p = sub.add_parser("agent", help="the node agent: NVML health -> the Node's telemetry annotation + /metrics")
+    p.add_argument("--node-name", help="this node (default: $NODE_NAME, else the host name)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--kubeconfig")
+    src.add_argument("--in-cluster", action="store_true")
+    p.add_argument("--nvml-fake", metavar="FILE", help="read a fake NVML described by FILE (docs/telemetry.md) instead of the GPUs")
+    p.add_argument("--interval", default="10s", help="how often NVML is read (default 10s)")
+    p.add_argument("--heartbeat", default="5m", help="publish at least this often, jittered +-10%% (default 5m)")
+    p.add_argument("--quiet-period", default="10m", help="an unhealthy GPU is healthy again after this long with no "
+                                                           "critical event (doubles while it flaps; default 10m)")
+    p.add_argument("--ignore-xids", type=_xids, metavar="LIST",
+                   help="XIDs that are not GPU faults (default 13,31,43,45,68,109, as the NVIDIA device plugin)")
+    p.add_argument("--critical-xids", type=_xids, metavar="LIST", help="XIDs always critical, even if ignored")
+    p.add_argument("--metrics-port", type=int, default=9401)
+    p.add_argument("--once", action="store_true", help="read, publish and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the annotation JSON instead of writing it")
+    with_prefix(p)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=commands.cmd_agent)
+
+    p = sub.add_parser("schema", help="JSON Schema of the policy documents")
+    p.add_argument("--kind", choices=["Program", "Stage"])
+    p.set_defaults(func=commands.cmd_schema)
+    return parser

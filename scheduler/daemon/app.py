@@ -1,0 +1,91 @@
+"""The controller process, wired: policy source, clock, leader election, the reconciler over a
+watch cache, the APScheduler jobs, and /healthz /readyz /metrics. `gpu-scheduler run` builds a
+`DaemonConfig` from its flags and calls `run`; it returns when `stop` is set (SIGTERM, Ctrl-C)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from scheduler.actuator.connect import connect
+from scheduler.actuator.watch import ClusterReader, Watcher
+from scheduler.actuator.writer import Writer
+from scheduler.cluster import Keys
+from scheduler.daemon.clock import Clock
+from scheduler.daemon.leader import LeaderElector
+from scheduler.daemon.metrics import Metrics
+from scheduler.daemon.policy_source import PolicySource
+from scheduler.daemon.reconciler import Reconciler
+from scheduler.daemon.service import Daemon
+from scheduler.observability.http import HealthServer
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "gpu-scheduler-leader"
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    policy: str
+    keys: Keys
+    kubeconfig: str | None = None
+    in_cluster: bool = False
+    dry_run: bool = False
+    metrics_port: int = 9090
+    start: datetime | None = None        # programme time to start from (None: now)
+    time_scale: float = 1.0
+    reconcile_every: float = 30.0
+    lease_namespace: str = "gpu-scheduler"
+
+
+def load_source(config: DaemonConfig) -> PolicySource | None:
+    """The policy folder, read once; None (after saying why on stderr) when it is invalid at start."""
+    source = PolicySource(config.policy)
+    source.reload()
+    if source.policy is None:
+        print(str(source.error), file=sys.stderr)
+        return None
+    return source
+
+
+def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> int:
+    clock = Clock(start=config.start, scale=config.time_scale)
+    api = connect(config.kubeconfig, config.in_cluster)
+    metrics = Metrics()
+    elector = LeaderElector(api, config.lease_namespace, LEASE_NAME, f"{socket.gethostname()}-{os.getpid()}")
+    reader = ClusterReader(api, config.keys)
+    # a dry run never campaigns for the Lease: it must not take leadership from the real daemon,
+    # and it logs every write it would make as if it led
+    reconciler = Reconciler(source, reader, clock, metrics, Writer(api, dry_run=config.dry_run),
+                            is_leader=(lambda: True) if config.dry_run else (lambda: elector.leading))
+    daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=config.reconcile_every,
+                    namespace=config.lease_namespace)
+    http = HealthServer(metrics.registry, daemon.ready, port=config.metrics_port).start()
+
+    def leadership(leading: bool) -> None:
+        metrics.leader.set(1 if leading else 0)
+        if leading:
+            daemon.soon("became leader")
+
+    elector.on_change = leadership
+    if not config.dry_run:
+        elector.start()
+    daemon.start()
+    # watches wake reconciles and, once a fresh list has shown the cache caught up with this
+    # replica's writes, serve them (ClusterReader)
+    watcher = Watcher(api, config.keys, on_change=daemon.changed).start()
+    reader.cache = watcher
+    scale = f" x{config.time_scale}" if config.time_scale != 1 else ""
+    print(f"gpu-scheduler running: metrics on :{http.port}/metrics; programme time {clock.now().isoformat()}{scale}",
+          flush=True)
+    stop.wait()
+    watcher.stop()
+    daemon.stop()         # waits for an in-flight reconcile to finish its writes
+    elector.stop(release=True)
+    http.stop()
+    return 0

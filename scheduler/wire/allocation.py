@@ -1,0 +1,46 @@
+"""The `allocation` annotation on each consortium namespace: the plan for that team, as JSON.
+
+Labels carry the numbers `kubectl get ns -L` shows; this annotation carries the rest (per-model
+quota, target, allocation and shortfall, the next change) for `gpu-scheduler status` and for
+people. Keys are sorted and separators compact, so an unchanged plan gives identical bytes and
+no write.
+"""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+
+class NextChange(msgspec.Struct, frozen=True):
+    at: str
+    what: str
+
+
+class Allocation(msgspec.Struct, frozen=True, kw_only=True):
+    consortium: str
+    status: str
+    stage: str | None = None
+    quota: dict[str, int] = {}
+    target: dict[str, int] = {}
+    allocated: dict[str, int] = {}
+    shortfall: dict[str, int] = {}
+    nodes: int = 0
+    draining_nodes: int = 0
+    next_change: NextChange | None = None
+
+
+_DECODER = msgspec.json.Decoder(Allocation)
+
+
+def encode(allocation: Allocation) -> str:
+    return json.dumps(msgspec.to_builtins(allocation), sort_keys=True, separators=(",", ":"))
+
+
+def decode(text: str) -> Allocation:
+    """Raises ValueError on text that is not an allocation annotation (someone edited it)."""
+    try:
+        return _DECODER.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise ValueError(f"not an allocation annotation: {err}") from None
