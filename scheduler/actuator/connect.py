@@ -21,6 +21,14 @@ def connect(kubeconfig: str | None = None, in_cluster: bool = False, context: st
         config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
     # urllib3 would otherwise retry a 429/503 GET itself, sleeping its Retry-After for real and
     # uncapped, before our code sees anything: retries and their backoff are ours (retry.py)
-    cfg.retries = urllib3.Retry(total=3, connect=3, read=0, status=0, other=0, redirect=0,
-                                respect_retry_after_header=False, raise_on_status=False)
+    cfg.retries = urllib3.Retry(
+        total=3,
+        connect=3,
+        read=0,
+        status=0,
+        other=0,
+        redirect=0,
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
     return client.ApiClient(cfg)

@@ -35,8 +35,9 @@ LISTS: dict[str, Callable[[client.CoreV1Api], Callable[..., Any]]] = {
 
 
 def raw(call: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
-    resp = call(*args, _preload_content=False, _request_timeout=kwargs.pop("_request_timeout", REQUEST_TIMEOUT),
-                **kwargs)
+    resp = call(
+        *args, _preload_content=False, _request_timeout=kwargs.pop("_request_timeout", REQUEST_TIMEOUT), **kwargs
+    )
     try:
         return resp.data
     finally:
@@ -65,5 +66,9 @@ def read_snapshot(api: client.ApiClient, keys: Keys) -> tuple[Snapshot, str]:
         parts[resource] = decode_snapshot(data, keys)
         if resource == "nodes":
             rv = version
-    return Snapshot(nodes=parts["nodes"].nodes, namespaces=parts["namespaces"].namespaces,
-                    quotas=parts["resourcequotas"].quotas, pods=parts["pods"].pods), rv
+    return Snapshot(
+        nodes=parts["nodes"].nodes,
+        namespaces=parts["namespaces"].namespaces,
+        quotas=parts["resourcequotas"].quotas,
+        pods=parts["pods"].pods,
+    ), rv

@@ -106,7 +106,7 @@ class Backoff:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (0 for the first)."""
-        jitter = self.rng.uniform(0.0, min(self.cap, self.base * 2 ** attempt))
+        jitter = self.rng.uniform(0.0, min(self.cap, self.base * 2**attempt))
         if retry_after is None:
             return jitter
         return max(jitter, min(retry_after, self.max_retry_after))

@@ -22,6 +22,7 @@ from scheduler.cluster.labels import RESOURCE_QUOTA_NAME
 
 log = logging.getLogger(__name__)
 
+
 class _Event(msgspec.Struct, frozen=True):
     type: str
     object: msgspec.Raw
@@ -39,8 +40,12 @@ class _Obj(msgspec.Struct, frozen=True):
 
 _WATCH_EVENT = msgspec.json.Decoder(_Event)
 _OBJ = msgspec.json.Decoder(_Obj)
-_LIST_KIND = {"nodes": b"NodeList", "namespaces": b"NamespaceList", "resourcequotas": b"ResourceQuotaList",
-              "pods": b"PodList"}
+_LIST_KIND = {
+    "nodes": b"NodeList",
+    "namespaces": b"NamespaceList",
+    "resourcequotas": b"ResourceQuotaList",
+    "pods": b"PodList",
+}
 
 
 class _RawWatch(Watch):
@@ -68,8 +73,15 @@ class Watcher:
     list again. `on_change()` is called after every change so the daemon can wake a reconcile.
     """
 
-    def __init__(self, api: client.ApiClient, keys: Keys, *, timeout_seconds: int = 300,
-                 on_change: Callable[[], None] | None = None, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        keys: Keys,
+        *,
+        timeout_seconds: int = 300,
+        on_change: Callable[[], None] | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.api = api
         self.keys = keys
         self.timeout_seconds = timeout_seconds
@@ -186,9 +198,13 @@ class Watcher:
             return rv
         func = LISTS[resource](client.CoreV1Api(self.api))
         try:
-            for event in w.stream(func, resource_version=rv, allow_watch_bookmarks=True,
-                                  timeout_seconds=self.timeout_seconds,
-                                  _request_timeout=(REQUEST_TIMEOUT[0], self.timeout_seconds + 30)):
+            for event in w.stream(
+                func,
+                resource_version=rv,
+                allow_watch_bookmarks=True,
+                timeout_seconds=self.timeout_seconds,
+                _request_timeout=(REQUEST_TIMEOUT[0], self.timeout_seconds + 30),
+            ):
                 if self._stopping.is_set():
                     break
                 if event["type"] != "BOOKMARK":
@@ -221,7 +237,9 @@ class Watcher:
             new, old = entries.get(key), state.get(key)
             if new == old:
                 return  # nothing planning reads changed (a kubelet heartbeat, a pod without GPUs)
-            quiet = resource == "nodes" and new is not None and old is not None and new.settled(old, self.keys.telemetry)
+            quiet = (
+                resource == "nodes" and new is not None and old is not None and new.settled(old, self.keys.telemetry)
+            )
             state.pop(key, None)
             state.update(entries)
             if quiet:
@@ -258,8 +276,15 @@ class ClusterReader:
     when it has provably caught up with everything this replica wrote. Without a cache, every
     read is a list."""
 
-    def __init__(self, api: client.ApiClient, keys: Keys, cache: Watcher | None = None, *,
-                 resync_every: float = 300.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        keys: Keys,
+        cache: Watcher | None = None,
+        *,
+        resync_every: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.api = api
         self.keys = keys
         self.cache = cache

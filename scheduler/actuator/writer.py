@@ -23,6 +23,7 @@ from scheduler.wire import quota
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class WriteReport:
     """What one `Writer.apply` did. `writes` and `retries` count by (resource, verb)."""
@@ -41,8 +42,10 @@ class WriteReport:
     def summary(self) -> str:
         if self.dry_run:
             return f"dry run: {len(self.dry_run)} writes not made"
-        return (f"{len(self.done)} writes done ({sum(self.writes.values())} requests), {len(self.failed)} failed, "
-                f"{len(self.skipped)} skipped, {sum(self.retries.values())} retries")
+        return (
+            f"{len(self.done)} writes done ({sum(self.writes.values())} requests), {len(self.failed)} failed, "
+            f"{len(self.skipped)} skipped, {sum(self.retries.values())} retries"
+        )
 
 
 class _Gone(Exception):
@@ -63,11 +66,18 @@ class Writer:
     so tests never wait.
     """
 
-    def __init__(self, api: client.ApiClient, dry_run: bool = False, *,
-                 counters: MutableMapping[tuple[str, str], int] | None = None,
-                 retries: MutableMapping[tuple[str, str], int] | None = None,
-                 backoff: Backoff | None = None, sleep: Callable[[float], None] = time.sleep,
-                 request_timeout: tuple[float, float] = REQUEST_TIMEOUT, concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        dry_run: bool = False,
+        *,
+        counters: MutableMapping[tuple[str, str], int] | None = None,
+        retries: MutableMapping[tuple[str, str], int] | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
+        concurrency: int = 8,
+    ) -> None:
         self.core = client.CoreV1Api(api)
         self.concurrency = concurrency
         self._lock = threading.Lock()
@@ -91,8 +101,9 @@ class Writer:
         for phase, run in itertools.groupby(writes, key=lambda w: w.phase):
             group = list(run)
             if self.concurrency > 1 and phase and phase != GIVING and len(group) > 1 and not self.dry:
-                with ThreadPoolExecutor(max_workers=min(self.concurrency, len(group)),
-                                        thread_name_prefix="write") as pool:
+                with ThreadPoolExecutor(
+                    max_workers=min(self.concurrency, len(group)), thread_name_prefix="write"
+                ) as pool:
                     for _ in pool.map(lambda w: self._one(w, report, failed_keys, still_allowed), group):
                         pass
             else:
@@ -106,8 +117,13 @@ class Writer:
                 report.skipped.append((w, "no longer the leader"))
             return
         if self.dry:
-            log.info("dry-run: would %s %s %s: %s", w.verb, w.resource,
-                     f"{w.namespace}/{w.name}" if w.namespace else w.name, dumps(w))
+            log.info(
+                "dry-run: would %s %s %s: %s",
+                w.verb,
+                w.resource,
+                f"{w.namespace}/{w.name}" if w.namespace else w.name,
+                dumps(w),
+            )
             report.dry_run.append(w)
             return
         with self._lock:
@@ -137,7 +153,7 @@ class Writer:
                 return None
             except _Gone:
                 return None
-            except Exception as exc:  # noqa: BLE001 - classified below, re-raised if not an API error
+            except Exception as exc:
                 failure = classify(exc, w.verb)
                 if failure is None:
                     raise
@@ -145,10 +161,10 @@ class Writer:
                 if w.resource == "resourcequotas":
                     w = _quota_patch(w)  # it exists: set its value instead
                 elif w.resource == "events" and self._event_exists(w):
-                    return None          # recorded by an earlier try of this reconcile
+                    return None  # recorded by an earlier try of this reconcile
             elif isinstance(failure, NotFound):
                 if w.resource == "pods/eviction":
-                    return None          # the pod is gone already: what the eviction wanted
+                    return None  # the pod is gone already: what the eviction wanted
                 if w.resource == "resourcequotas" and w.verb == "patch":
                     w = _quota_create(w)  # deleted since the snapshot: create it again
                 else:
@@ -157,8 +173,11 @@ class Writer:
                 return str(failure)
             attempt += 1
             if attempt >= self.backoff.attempts:
-                what = " (a PodDisruptionBudget refuses it)" if w.resource == "pods/eviction" and \
-                    failure.status == 429 else ""
+                what = (
+                    " (a PodDisruptionBudget refuses it)"
+                    if w.resource == "pods/eviction" and failure.status == 429
+                    else ""
+                )
                 return f"gave up after {attempt} attempts{what}: {failure}"
             self._count(report.retries, self.retries, w)
             if isinstance(failure, Transient):
@@ -179,13 +198,23 @@ class Writer:
         elif w.resource == "namespaces" and w.verb == "patch":
             raw(core.patch_namespace, w.name, body, _content_type=MERGE_PATCH, field_manager=FIELD_MANAGER, **kw)
         elif w.resource == "resourcequotas" and w.verb == "patch":
-            raw(core.patch_namespaced_resource_quota, w.name, w.namespace, body, _content_type=MERGE_PATCH,
-                 field_manager=FIELD_MANAGER, **kw)
+            raw(
+                core.patch_namespaced_resource_quota,
+                w.name,
+                w.namespace,
+                body,
+                _content_type=MERGE_PATCH,
+                field_manager=FIELD_MANAGER,
+                **kw,
+            )
         elif w.resource == "resourcequotas" and w.verb == "create":
             raw(core.create_namespaced_resource_quota, w.namespace, body, field_manager=FIELD_MANAGER, **kw)
         elif w.resource == "pods/eviction" and w.verb == "evict":
-            eviction = client.V1Eviction(api_version="policy/v1", kind="Eviction",
-                                         metadata=client.V1ObjectMeta(name=w.name, namespace=w.namespace))
+            eviction = client.V1Eviction(
+                api_version="policy/v1",
+                kind="Eviction",
+                metadata=client.V1ObjectMeta(name=w.name, namespace=w.namespace),
+            )
             raw(core.create_namespaced_pod_eviction, w.name, w.namespace, eviction, **kw)
         elif w.resource == "events" and w.verb == "create":
             raw(core.create_namespaced_event, w.namespace, body, field_manager=FIELD_MANAGER, **kw)
@@ -214,7 +243,7 @@ class Writer:
         try:
             raw(self.core.read_namespaced_event, w.name, w.namespace, _request_timeout=self.timeout)
             return True
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if classify(exc, "get") is None:
                 raise
             return False

@@ -13,15 +13,30 @@ Pure by design (no client, no clock): the daemon, `run --dry-run` and the tests 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from scheduler.cluster import Keys, Node, Snapshot, Taint
 from scheduler.cluster.labels import RESOURCE_QUOTA_NAME
 from scheduler.planner.apply import node_after
-from scheduler.planner.model import (ACTIVE, ASSIGN, ASSIGNED, DRAIN, ELIMINATED, EVICT, INELIGIBLE, PENDING,
-                                     RELEASE, WINDING_DOWN, Action, ConsortiumPlan, NodeIntent, Plan)
+from scheduler.planner.model import (
+    ACTIVE,
+    ASSIGN,
+    ASSIGNED,
+    DRAIN,
+    ELIMINATED,
+    EVICT,
+    INELIGIBLE,
+    PENDING,
+    RELEASE,
+    WINDING_DOWN,
+    Action,
+    ConsortiumPlan,
+    NodeIntent,
+    Plan,
+)
 from scheduler.policy import Policy
 from scheduler.wire import events as event_wire
 from scheduler.wire import quota, timestamps
@@ -30,7 +45,11 @@ MERGE_PATCH = "application/merge-patch+json"
 
 # Event reasons (the contract in docs/daemon.md)
 STAGE_ENTERED, QUOTA_CHANGED, WIND_DOWN_STARTED, ELIMINATED_REASON = (
-    "StageEntered", "QuotaChanged", "WindDownStarted", "Eliminated")
+    "StageEntered",
+    "QuotaChanged",
+    "WindDownStarted",
+    "Eliminated",
+)
 NODE_ASSIGNED, NODE_DRAINING, NODE_RELEASED = "NodeAssigned", "NodeDraining", "NodeReleased"
 DECISION_PENDING, DRIFT_REVERTED = "DecisionPending", "DriftReverted"
 
@@ -49,8 +68,8 @@ class Write:
     `drift`: what kind of hand edit the write reverts ("" when it follows a change of plan).
     """
 
-    resource: str          # nodes, namespaces, resourcequotas, pods/eviction, events
-    verb: str              # patch, create, evict
+    resource: str  # nodes, namespaces, resourcequotas, pods/eviction, events
+    verb: str  # patch, create, evict
     name: str
     namespace: str = ""
     body: Mapping[str, Any] = field(default_factory=dict)
@@ -59,7 +78,7 @@ class Write:
     taint_keys: tuple[str, ...] = ()
     reports_on: tuple[str, ...] = ()
     drift: str = ""
-    phase: str = ""        # the ordering group it belongs to (see desired_writes); "" alone
+    phase: str = ""  # the ordering group it belongs to (see desired_writes); "" alone
 
     @property
     def key(self) -> str:
@@ -70,8 +89,9 @@ class Write:
         return f"{self.verb} {self.resource} {where}"
 
 
-def desired_writes(plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys,
-                   written: Mapping[str, str] | None = None) -> list[Write]:
+def desired_writes(
+    plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys, written: Mapping[str, str] | None = None
+) -> list[Write]:
     """Every write the plan needs on this snapshot, in the order to send them: take GPUs away
     (drain taints, lower quotas) before evicting, evict before giving nodes out, and Events last.
 
@@ -82,19 +102,31 @@ def desired_writes(plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys,
     node_writes = {name: w for name, w in _node_writes(plan, nodes, keys)}
     taking = [w for name, w in sorted(node_writes.items()) if plan.node_intents[name].state != ASSIGNED]
     rank = {name: i for i, name in enumerate(plan.assign_order)}  # placement's order, then by name
-    giving = [w for name, w in sorted(node_writes.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
-              if plan.node_intents[name].state == ASSIGNED]
+    giving = [
+        w
+        for name, w in sorted(node_writes.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+        if plan.node_intents[name].state == ASSIGNED
+    ]
     by_hand = {ns for ns in plan.namespace_labels if _edited_by_hand(plan, snapshot, ns, keys, written)}
     namespace_writes = _namespace_writes(plan, snapshot, keys, by_hand)
     quota_writes = _quota_writes(plan, snapshot, by_hand)
-    lower = [w for w in quota_writes if w.verb == "patch" and _int(quota.decode(w.body)) <
-             _int(snapshot.quotas.get(w.namespace))]
+    lower = [
+        w
+        for w in quota_writes
+        if w.verb == "patch" and _int(quota.decode(w.body)) < _int(snapshot.quotas.get(w.namespace))
+    ]
     raise_ = [w for w in quota_writes if w not in lower]
     evictions = _evictions(plan, snapshot)
     events = _events(plan, snapshot, policy, nodes, node_writes, namespace_writes, quota_writes, keys)
-    return (_phase("taking", taking) + _phase("lower", lower) + _phase("evict", evictions)
-            + _phase(GIVING, giving) + _phase("raise", raise_) + _phase("namespaces", namespace_writes)
-            + _phase("events", events))
+    return (
+        _phase("taking", taking)
+        + _phase("lower", lower)
+        + _phase("evict", evictions)
+        + _phase(GIVING, giving)
+        + _phase("raise", raise_)
+        + _phase("namespaces", namespace_writes)
+        + _phase("events", events)
+    )
 
 
 GIVING = "giving"  # sent one by one, in placement's order: a batch cut short is a prefix of the plan
@@ -119,9 +151,19 @@ def _node_writes(plan: Plan, nodes: Mapping[str, Node], keys: Keys) -> Iterable[
             continue
         drift = DRIFT_NODE if name not in acted and _hand_edited(node, intent) else ""
         why = f"node {name} -> {intent.state}" + (f" ({intent.owner})" if intent.owner else "")
-        yield name, Write("nodes", "patch", name, body=patch, content_type=MERGE_PATCH,
-                          reason=("drift reverted: " if drift else "") + why,
-                          taint_keys=_taint_keys(keys) if "spec" in patch else (), drift=drift)
+        yield (
+            name,
+            Write(
+                "nodes",
+                "patch",
+                name,
+                body=patch,
+                content_type=MERGE_PATCH,
+                reason=("drift reverted: " if drift else "") + why,
+                taint_keys=_taint_keys(keys) if "spec" in patch else (),
+                drift=drift,
+            ),
+        )
 
 
 def _hand_edited(node: Node, intent: NodeIntent) -> bool:
@@ -141,8 +183,12 @@ def node_patch(before: Node, after: Node, keys: Keys) -> dict[str, Any] | None:
     annotations (null deletes), and the whole `spec.taints` only if our taints differ. Foreign
     labels, annotations and taints are never in it, so never removed."""
     labels = _changed(before.labels, after.labels, (keys.consortium, keys.node_state))
-    annotations = _changed(before.annotations, after.annotations,
-                           (keys.drain_started, keys.drain_deadline, keys.drain_reason), timestamps.same_instant)
+    annotations = _changed(
+        before.annotations,
+        after.annotations,
+        (keys.drain_started, keys.drain_deadline, keys.drain_reason),
+        timestamps.same_instant,
+    )
     patch: dict[str, Any] = {}
     meta = {k: v for k, v in (("labels", labels), ("annotations", annotations)) if v}
     if meta:
@@ -152,8 +198,9 @@ def node_patch(before: Node, after: Node, keys: Keys) -> dict[str, Any] | None:
     return patch or None
 
 
-def _changed(before: Mapping[str, str], after: Mapping[str, str], managed: Iterable[str],
-             same=lambda a, b: a == b) -> dict[str, str | None]:
+def _changed(
+    before: Mapping[str, str], after: Mapping[str, str], managed: Iterable[str], same=lambda a, b: a == b
+) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for key in managed:
         old, new = before.get(key), after.get(key)
@@ -190,15 +237,25 @@ def _namespace_writes(plan: Plan, snapshot: Snapshot, keys: Keys, by_hand: set[s
         want = plan.namespace_labels[ns]
         stale = [k for k in current.labels if k.startswith(keys.prefix + "/quota-") and k not in want]
         labels = _changed(current.labels, want, [*want, *stale])
-        annotations = _changed(current.annotations, plan.namespace_annotations.get(ns, {}),
-                               plan.namespace_annotations.get(ns, {}))
+        annotations = _changed(
+            current.annotations, plan.namespace_annotations.get(ns, {}), plan.namespace_annotations.get(ns, {})
+        )
         if not labels and not annotations:
             continue
         meta = {k: v for k, v in (("labels", labels), ("annotations", annotations)) if v}
         drift = DRIFT_NAMESPACE if ns in by_hand else ""
         what = ", ".join(f"{k.rsplit('/', 1)[-1]}={v}" for k, v in sorted(labels.items())) or "allocation"
-        out.append(Write("namespaces", "patch", ns, body={"metadata": meta}, content_type=MERGE_PATCH,
-                         reason=("drift reverted: " if drift else "") + f"set {what}", drift=drift))
+        out.append(
+            Write(
+                "namespaces",
+                "patch",
+                ns,
+                body={"metadata": meta},
+                content_type=MERGE_PATCH,
+                reason=("drift reverted: " if drift else "") + f"set {what}",
+                drift=drift,
+            )
+        )
     return out
 
 
@@ -214,11 +271,22 @@ def _quota_writes(plan: Plan, snapshot: Snapshot, by_hand: set[str]) -> list[Wri
         drift = DRIFT_QUOTA if ns in by_hand else ""
         reason = ("drift reverted: " if drift else "") + f"{_HARD} {have if have is not None else '(none)'} -> {want}"
         if have is None:
-            out.append(Write("resourcequotas", "create", RESOURCE_QUOTA_NAME, ns, quota.encode(ns, want), reason,
-                             drift=drift))
+            out.append(
+                Write("resourcequotas", "create", RESOURCE_QUOTA_NAME, ns, quota.encode(ns, want), reason, drift=drift)
+            )
         else:
-            out.append(Write("resourcequotas", "patch", RESOURCE_QUOTA_NAME, ns, quota.encode_patch(want),
-                             reason, MERGE_PATCH, drift=drift))
+            out.append(
+                Write(
+                    "resourcequotas",
+                    "patch",
+                    RESOURCE_QUOTA_NAME,
+                    ns,
+                    quota.encode_patch(want),
+                    reason,
+                    MERGE_PATCH,
+                    drift=drift,
+                )
+            )
     return out
 
 
@@ -267,9 +335,16 @@ def eviction(namespace: str, pod: str, reason: str = "") -> Write:
 _NODE_EVENTS = {ASSIGN: NODE_ASSIGNED, DRAIN: NODE_DRAINING, EVICT: NODE_DRAINING, RELEASE: NODE_RELEASED}
 
 
-def _events(plan: Plan, snapshot: Snapshot, policy: Policy, nodes: Mapping[str, Node],
-            node_writes: Mapping[str, Write], namespace_writes: list[Write], quota_writes: list[Write],
-            keys: Keys) -> list[Write]:
+def _events(
+    plan: Plan,
+    snapshot: Snapshot,
+    policy: Policy,
+    nodes: Mapping[str, Node],
+    node_writes: Mapping[str, Write],
+    namespace_writes: list[Write],
+    quota_writes: list[Write],
+    keys: Keys,
+) -> list[Write]:
     def namespaces_of(consortium: str | None) -> list[str]:
         c = policy.consortium(consortium) if consortium else None
         return [ns for ns in (c.namespaces if c else []) if ns in snapshot.namespaces]
@@ -283,22 +358,46 @@ def _events(plan: Plan, snapshot: Snapshot, policy: Policy, nodes: Mapping[str, 
         reason = _NODE_EVENTS.get(a.action)
         if reason is None:
             continue
-        about = tuple(evicted_by_node.get(a.node, [])) if a.action == EVICT else (
-            (node_writes[a.node].key,) if a.node in node_writes else ())
+        about = (
+            tuple(evicted_by_node.get(a.node, []))
+            if a.action == EVICT
+            else ((node_writes[a.node].key,) if a.node in node_writes else ())
+        )
         for ns in namespaces_of(a.consortium):
-            out.append(event(plan, ns, reason, _node_message(a, nodes.get(a.node)), subject=f"{a.action}/{a.node}",
-                             warning=a.action == EVICT, related=("Node", a.node), reports_on=about,
-                             consortium=a.consortium, keys=keys))
+            out.append(
+                event(
+                    plan,
+                    ns,
+                    reason,
+                    _node_message(a, nodes.get(a.node)),
+                    subject=f"{a.action}/{a.node}",
+                    warning=a.action == EVICT,
+                    related=("Node", a.node),
+                    reports_on=about,
+                    consortium=a.consortium,
+                    keys=keys,
+                )
+            )
 
     for name, w in node_writes.items():
         if not w.drift:
             continue
         owner = plan.node_intents[name].owner or (nodes[name].owner if name in nodes else None)
         for ns in namespaces_of(owner):
-            out.append(event(plan, ns, DRIFT_REVERTED, f"node {name}: managed labels or taints were edited; "
-                             f"restored to {plan.node_intents[name].state}", subject=f"drift/{name}",
-                             warning=True, related=("Node", name), reports_on=(w.key,), consortium=owner,
-                             keys=keys))
+            out.append(
+                event(
+                    plan,
+                    ns,
+                    DRIFT_REVERTED,
+                    f"node {name}: managed labels or taints were edited; restored to {plan.node_intents[name].state}",
+                    subject=f"drift/{name}",
+                    warning=True,
+                    related=("Node", name),
+                    reports_on=(w.key,),
+                    consortium=owner,
+                    keys=keys,
+                )
+            )
 
     ns_write = {w.name: w for w in namespace_writes}
     quota_write = {w.namespace: w for w in quota_writes}
@@ -319,8 +418,15 @@ def _node_message(a: Action, node: Node | None) -> str:
     return f"node {a.node}{gpus} released by {a.consortium}: {a.reason}"
 
 
-def _namespace_events(plan: Plan, c: ConsortiumPlan, snapshot: Snapshot, ns: str, ns_write: Write | None,
-                      quota_write: Write | None, keys: Keys) -> list[Write]:
+def _namespace_events(
+    plan: Plan,
+    c: ConsortiumPlan,
+    snapshot: Snapshot,
+    ns: str,
+    ns_write: Write | None,
+    quota_write: Write | None,
+    keys: Keys,
+) -> list[Write]:
     """Status events only when the namespace's status or stage label changes, QuotaChanged when
     its quota labels or ResourceQuota change, DecisionPending once per undecided round."""
     out: list[Write] = []
@@ -333,38 +439,77 @@ def _namespace_events(plan: Plan, c: ConsortiumPlan, snapshot: Snapshot, ns: str
     ns_about = (ns_write.key,) if ns_write else ()
 
     def add(reason: str, message: str, subject: str, about: tuple[str, ...], warning: bool = False) -> None:
-        out.append(event(plan, ns, reason, message, subject=subject, warning=warning, reports_on=about,
-                         consortium=c.name, keys=keys))
+        out.append(
+            event(
+                plan,
+                ns,
+                reason,
+                message,
+                subject=subject,
+                warning=warning,
+                reports_on=about,
+                consortium=c.name,
+                keys=keys,
+            )
+        )
 
     if status_changed and c.status == WINDING_DOWN:
-        add(WIND_DOWN_STARTED, f"{c.name} is not eligible in {stage}: winding down to {c.quota_gpus} GPUs"
-            f"{_next(c)}", f"status/{c.status}", ns_about, warning=True)
+        add(
+            WIND_DOWN_STARTED,
+            f"{c.name} is not eligible in {stage}: winding down to {c.quota_gpus} GPUs{_next(c)}",
+            f"status/{c.status}",
+            ns_about,
+            warning=True,
+        )
     elif status_changed and c.status == ELIMINATED:
-        add(ELIMINATED_REASON, f"{c.name} is eliminated in {stage}: no GPUs; its data and workloads are kept",
-            f"status/{c.status}", ns_about, warning=True)
+        add(
+            ELIMINATED_REASON,
+            f"{c.name} is eliminated in {stage}: no GPUs; its data and workloads are kept",
+            f"status/{c.status}",
+            ns_about,
+            warning=True,
+        )
     elif stage_changed or (status_changed and c.status in (ACTIVE, PENDING, INELIGIBLE)):
         add(STAGE_ENTERED, f"{stage}: {c.name} is {c.status}{_next(c)}", f"stage/{stage}/{c.status}", ns_about)
 
     quota_keys = [k for k in want if k == keys.quota_gpus or k.startswith(keys.prefix + "/quota-")]
     quota_labels_changed = any(labels.get(k) != want[k] for k in quota_keys)
-    if (quota_labels_changed and planned) or (
-            quota_write is not None and not quota_write.drift):
+    if (quota_labels_changed and planned) or (quota_write is not None and not quota_write.drift):
         per_model = ", ".join(f"{m} {n}" for m, n in sorted(c.target.items()) if n) or "none"
         about = ns_about + ((quota_write.key,) if quota_write else ())
-        add(QUOTA_CHANGED, f"quota {labels.get(keys.quota_gpus, '(none)')} -> {c.quota_gpus} GPUs ({per_model}); "
+        add(
+            QUOTA_CHANGED,
+            f"quota {labels.get(keys.quota_gpus, '(none)')} -> {c.quota_gpus} GPUs ({per_model}); "
             f"ResourceQuota {_HARD} {snapshot.quotas.get(ns, '(none)')} -> {plan.namespace_quotas[ns]}",
-            f"quota/{c.quota_gpus}/{plan.namespace_quotas[ns]}", about)
+            f"quota/{c.quota_gpus}/{plan.namespace_quotas[ns]}",
+            about,
+        )
 
     drifted = [w for w in (ns_write, quota_write) if w is not None and w.drift]
     if drifted:
-        add(DRIFT_REVERTED, "; ".join(w.reason for w in drifted), "drift/" + "+".join(w.resource for w in drifted),
-            tuple(w.key for w in drifted), warning=True)
+        add(
+            DRIFT_REVERTED,
+            "; ".join(w.reason for w in drifted),
+            "drift/" + "+".join(w.resource for w in drifted),
+            tuple(w.key for w in drifted),
+            warning=True,
+        )
 
     if plan.decision_pending and planned:
         # named after the round, not the instant: one per undecided round and namespace
-        out.append(event(plan, ns, DECISION_PENDING, f"the outcome of {plan.pending_stage} is not decided: "
-                         f"{stage} stays in force", subject=f"pending/{plan.pending_stage}", warning=True,
-                         consortium=c.name, keys=keys, once=True))
+        out.append(
+            event(
+                plan,
+                ns,
+                DECISION_PENDING,
+                f"the outcome of {plan.pending_stage} is not decided: {stage} stays in force",
+                subject=f"pending/{plan.pending_stage}",
+                warning=True,
+                consortium=c.name,
+                keys=keys,
+                once=True,
+            )
+        )
     return out
 
 
@@ -377,15 +522,36 @@ def event_name(at: datetime | None, reason: str, namespace: str, subject: str) -
     return event_wire.name(at, reason, namespace, subject)
 
 
-def event(plan: Plan, namespace: str, reason: str, message: str, *, subject: str, keys: Keys,
-          warning: bool = False, related: tuple[str, str] | None = None, reports_on: tuple[str, ...] = (),
-          consortium: str | None = None, once: bool = False) -> Write:
+def event(
+    plan: Plan,
+    namespace: str,
+    reason: str,
+    message: str,
+    *,
+    subject: str,
+    keys: Keys,
+    warning: bool = False,
+    related: tuple[str, str] | None = None,
+    reports_on: tuple[str, ...] = (),
+    consortium: str | None = None,
+    once: bool = False,
+) -> Write:
     """A core/v1 Event in the consortium's namespace, about that namespace (a legacy Event must
     live in its object's namespace, and consortium engineers read their own namespace)."""
     name = event_wire.name(None if once else plan.at, reason, namespace, subject)
     labels = {keys.consortium: consortium} if consortium else {}
-    body = event_wire.encode(event_wire.EventRecord(name=name, namespace=namespace, reason=reason, message=message,
-                                                     warning=warning, at=plan.at, labels=labels, related=related))
+    body = event_wire.encode(
+        event_wire.EventRecord(
+            name=name,
+            namespace=namespace,
+            reason=reason,
+            message=message,
+            warning=warning,
+            at=plan.at,
+            labels=labels,
+            related=related,
+        )
+    )
     return Write("events", "create", name, namespace, body, reason, reports_on=reports_on)
 
 
@@ -395,9 +561,17 @@ def policy_invalid_event(namespace: str, digest: str, problems: list[str], at: d
     invalid files' digest, so the same bad policy is reported once, not at every reload check."""
     name = event_wire.name(None, "PolicyInvalid", namespace, digest)
     shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-    body = event_wire.encode(event_wire.EventRecord(
-        name=name, namespace=namespace, reason="PolicyInvalid", warning=True, at=at, labels={},
-        message=f"policy not applied, the last good one stays in force: {shown}"))
+    body = event_wire.encode(
+        event_wire.EventRecord(
+            name=name,
+            namespace=namespace,
+            reason="PolicyInvalid",
+            warning=True,
+            at=at,
+            labels={},
+            message=f"policy not applied, the last good one stays in force: {shown}",
+        )
+    )
     return Write("events", "create", name, namespace, body, "PolicyInvalid")
 
 

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from scheduler import DOMAIN
@@ -17,9 +18,8 @@ from scheduler.policy.types import parse_duration, parse_instant
 
 
 def _instant(text: str, policy: Policy) -> datetime:
-    class _Info:
-        context = {"timezone": policy.timezone}
-    return parse_instant(text, _Info())  # type: ignore[arg-type]
+    """A command-line instant; naive times are in the programme's timezone (as in policy files)."""
+    return parse_instant(text, SimpleNamespace(context={"timezone": policy.timezone}))  # type: ignore[arg-type]
 
 
 def _now(policy: Policy) -> datetime:
@@ -65,8 +65,11 @@ def _read_cluster(args: argparse.Namespace) -> Any:
     if args.cluster:
         try:
             keys = _keys(args)
-            return (decode_snapshot(sys.stdin.buffer.read(), keys) if args.cluster == "-"
-                    else decode_snapshot_file(args.cluster, keys))
+            return (
+                decode_snapshot(sys.stdin.buffer.read(), keys)
+                if args.cluster == "-"
+                else decode_snapshot_file(args.cluster, keys)
+            )
         except (OSError, SnapshotError) as err:
             print(f"{args.cluster}: {err}", file=sys.stderr)
             return None
@@ -75,7 +78,7 @@ def _read_cluster(args: argparse.Namespace) -> Any:
 
     try:
         snapshot, _ = read_snapshot(connect(args.kubeconfig, args.in_cluster), _keys(args))
-    except Exception as err:  # connection or credentials: say so, no traceback
+    except Exception as err:  # noqa: BLE001 - connection or credentials: say so, no traceback
         print(f"cannot read the cluster: {err}", file=sys.stderr)
         return None
     return snapshot
@@ -85,8 +88,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     policy = _load(args)
     if policy is None:
         return 1
-    print(f"{args.policy}: valid ({len(policy.files)} file(s), {len(policy.stages)} stage(s), "
-          f"{len(policy.consortia)} consortia, {len(policy.pools)} pools; sha256 {policy.sha256[:12]})")
+    print(
+        f"{args.policy}: valid ({len(policy.files)} file(s), {len(policy.stages)} stage(s), "
+        f"{len(policy.consortia)} consortia, {len(policy.pools)} pools; sha256 {policy.sha256[:12]})"
+    )
     return 0
 
 
@@ -116,8 +121,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     snapshot = _snapshot(args, policy)
     if snapshot is None:
         return 2
-    start = _instant(args.from_, policy) if args.from_ else (policy.stages[0].spec.start - timedelta(days=1)
-                                                             if policy.stages else _now(policy))
+    start = (
+        _instant(args.from_, policy)
+        if args.from_
+        else (policy.stages[0].spec.start - timedelta(days=1) if policy.stages else _now(policy))
+    )
     end = _instant(args.to, policy) if args.to else start + timedelta(days=365)
     if end < start:
         print("--to is before --from", file=sys.stderr)
@@ -148,8 +156,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _logging(verbose: bool) -> None:
     import logging
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
 
 
@@ -171,9 +182,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _logging(args.verbose)
     keys = _keys(args)
-    config = app.DaemonConfig(policy=args.policy, keys=keys, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster,
-                              dry_run=args.dry_run, metrics_port=args.metrics_port, time_scale=args.time_scale,
-                              reconcile_every=args.reconcile_every, lease_namespace=args.lease_namespace)
+    config = app.DaemonConfig(
+        policy=args.policy,
+        keys=keys,
+        kubeconfig=args.kubeconfig,
+        in_cluster=args.in_cluster,
+        dry_run=args.dry_run,
+        metrics_port=args.metrics_port,
+        time_scale=args.time_scale,
+        reconcile_every=args.reconcile_every,
+        lease_namespace=args.lease_namespace,
+    )
     source = app.load_source(config)
     if source is None or source.policy is None:
         return 1
@@ -213,16 +232,24 @@ def _start_sandbox(args: argparse.Namespace, policy: Policy, keys: Keys) -> tupl
     else:
         with open(args.simulate, "rb") as fh:
             sandbox.load_list(fh.read())
-    sandbox.load_list({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.lease_namespace}}]})
+    sandbox.load_list(
+        {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.lease_namespace}}],
+        }
+    )
     folder = tempfile.mkdtemp(prefix="gpu-scheduler-")
     kubeconfig = str(sandbox.write_kubeconfig(f"{folder}/kubeconfig"))
     labels = ",".join((keys.status, keys.stage, keys.quota_gpus, keys.allocated_gpus))
     prefix = "" if args.label_prefix == DOMAIN else f" --label-prefix {args.label_prefix}"
-    print(f"sandbox API on {sandbox.url}; follow the programme with:\n"
-          f"  kubectl --kubeconfig {kubeconfig} get ns -L {labels}\n"
-          f"  kubectl --kubeconfig {kubeconfig} get nodes -L {keys.consortium},{keys.node_state}\n"
-          f"  gpu-scheduler status --kubeconfig {kubeconfig}{prefix}", flush=True)
+    print(
+        f"sandbox API on {sandbox.url}; follow the programme with:\n"
+        f"  kubectl --kubeconfig {kubeconfig} get ns -L {labels}\n"
+        f"  kubectl --kubeconfig {kubeconfig} get nodes -L {keys.consortium},{keys.node_state}\n"
+        f"  gpu-scheduler status --kubeconfig {kubeconfig}{prefix}",
+        flush=True,
+    )
     return sandbox, kubeconfig
 
 
@@ -236,12 +263,24 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     _logging(args.verbose)
     node = args.node_name or os.environ.get("NODE_NAME") or socket.gethostname()
-    rules = HealthRules(ignored_xids=frozenset(args.ignore_xids) if args.ignore_xids is not None else DEFAULT_IGNORED_XIDS,
-                        critical_xids=frozenset(args.critical_xids or ()), quiet_period=parse_duration(args.quiet_period))
-    config = app.AgentAppConfig(node=node, telemetry_key=_keys(args).telemetry, rules=rules,
-                                interval=parse_duration(args.interval), heartbeat=parse_duration(args.heartbeat),
-                                kubeconfig=args.kubeconfig, in_cluster=args.in_cluster, nvml_fake=args.nvml_fake,
-                                metrics_port=args.metrics_port, once=args.once, dry_run=args.dry_run)
+    rules = HealthRules(
+        ignored_xids=frozenset(args.ignore_xids) if args.ignore_xids is not None else DEFAULT_IGNORED_XIDS,
+        critical_xids=frozenset(args.critical_xids or ()),
+        quiet_period=parse_duration(args.quiet_period),
+    )
+    config = app.AgentAppConfig(
+        node=node,
+        telemetry_key=_keys(args).telemetry,
+        rules=rules,
+        interval=parse_duration(args.interval),
+        heartbeat=parse_duration(args.heartbeat),
+        kubeconfig=args.kubeconfig,
+        in_cluster=args.in_cluster,
+        nvml_fake=args.nvml_fake,
+        metrics_port=args.metrics_port,
+        once=args.once,
+        dry_run=args.dry_run,
+    )
     try:
         return app.run(config, _stop_on_signals())
     except app.AgentSetupError as err:
@@ -252,8 +291,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from scheduler.policy.models import Program, Stage
 
-    schemas = {"Program": Program.model_json_schema(mode="validation"),
-               "Stage": Stage.model_json_schema(mode="validation")}
+    schemas = {
+        "Program": Program.model_json_schema(mode="validation"),
+        "Stage": Stage.model_json_schema(mode="validation"),
+    }
     if args.kind:
         out = schemas[args.kind]
     else:
@@ -262,8 +303,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
         for kind, schema in schemas.items():
             defs.update(schema.pop("$defs", {}))
             defs[kind] = schema
-        out = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-               "title": "gpu-scheduler policy document", "$defs": defs,
-               "oneOf": [{"$ref": "#/$defs/Program"}, {"$ref": "#/$defs/Stage"}]}
+        out = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "gpu-scheduler policy document",
+            "$defs": defs,
+            "oneOf": [{"$ref": "#/$defs/Program"}, {"$ref": "#/$defs/Stage"}],
+        }
     print(json.dumps(out, indent=2, sort_keys=True))
     return 0

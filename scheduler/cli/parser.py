@@ -35,8 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--policy", default=DEFAULT_POLICY, help="policy folder or file (default: policies)")
 
     def with_prefix(p):
-        p.add_argument("--label-prefix", default=DOMAIN, type=_prefix, metavar="PREFIX",
-                       help=f"prefix of every label, annotation and taint key (default: {DOMAIN})")
+        p.add_argument(
+            "--label-prefix",
+            default=DOMAIN,
+            type=_prefix,
+            metavar="PREFIX",
+            help=f"prefix of every label, annotation and taint key (default: {DOMAIN})",
+        )
 
     def with_output(p):
         p.add_argument("-o", "--output", choices=["table", "json"], help="default: table on a terminal, else json")
@@ -48,8 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="what the scheduler would do at an instant")
     with_policy(p)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--cluster", help="kubectl get nodes,namespaces,resourcequotas,pods -A -o json output "
-                                       "(or a NodeList; '-' for stdin; 'builtin' or absent: a cluster sized from the policy)")
+    src.add_argument(
+        "--cluster",
+        help="kubectl get nodes,namespaces,resourcequotas,pods -A -o json output "
+        "(or a NodeList; '-' for stdin; 'builtin' or absent: a cluster sized from the policy)",
+    )
     src.add_argument("--kubeconfig")
     src.add_argument("--in-cluster", action="store_true")
     p.add_argument("--at", help="instant to plan for (default: now); naive times are in the programme's timezone")
@@ -72,8 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--kubeconfig")
     src.add_argument("--in-cluster", action="store_true")
-    src.add_argument("--simulate", nargs="?", const="builtin", metavar="FILE",
-                     help="run against the embedded sandbox API, loaded with FILE or a cluster sized from the policy")
+    src.add_argument(
+        "--simulate",
+        nargs="?",
+        const="builtin",
+        metavar="FILE",
+        help="run against the embedded sandbox API, loaded with FILE or a cluster sized from the policy",
+    )
     p.add_argument("--dry-run", action="store_true", help="log every write it would make, make none")
     p.add_argument("--metrics-port", type=int, default=9090)
     p.add_argument("--time-scale", type=float, default=1.0, help="run the programme's clock N times faster")
@@ -84,9 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=commands.cmd_run)
 
-    p = sub.add_parser("status", help="each consortium's quota, allocation, status and next change, as the cluster shows it")
+    p = sub.add_parser(
+        "status", help="each consortium's quota, allocation, status and next change, as the cluster shows it"
+    )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--cluster", help="a kubectl get namespaces,resourcequotas -A -o json dump instead of a live cluster")
+    src.add_argument(
+        "--cluster", help="a kubectl get namespaces,resourcequotas -A -o json dump instead of a live cluster"
+    )
     src.add_argument("--kubeconfig")
     src.add_argument("--in-cluster", action="store_true")
     p.add_argument("--consortium", help="only this consortium")
@@ -99,13 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--kubeconfig")
     src.add_argument("--in-cluster", action="store_true")
-    p.add_argument("--nvml-fake", metavar="FILE", help="read a fake NVML described by FILE (docs/telemetry.md) instead of the GPUs")
+    p.add_argument(
+        "--nvml-fake", metavar="FILE", help="read a fake NVML described by FILE (docs/telemetry.md) instead of the GPUs"
+    )
     p.add_argument("--interval", default="10s", help="how often NVML is read (default 10s)")
     p.add_argument("--heartbeat", default="5m", help="publish at least this often, jittered +-10%% (default 5m)")
-    p.add_argument("--quiet-period", default="10m", help="an unhealthy GPU is healthy again after this long with no "
-                                                           "critical event (doubles while it flaps; default 10m)")
-    p.add_argument("--ignore-xids", type=_xids, metavar="LIST",
-                   help="XIDs that are not GPU faults (default 13,31,43,45,68,109, as the NVIDIA device plugin)")
+    p.add_argument(
+        "--quiet-period",
+        default="10m",
+        help="an unhealthy GPU is healthy again after this long with no "
+        "critical event (doubles while it flaps; default 10m)",
+    )
+    p.add_argument(
+        "--ignore-xids",
+        type=_xids,
+        metavar="LIST",
+        help="XIDs that are not GPU faults (default 13,31,43,45,68,109, as the NVIDIA device plugin)",
+    )
     p.add_argument("--critical-xids", type=_xids, metavar="LIST", help="XIDs always critical, even if ignored")
     p.add_argument("--metrics-port", type=int, default=9401)
     p.add_argument("--once", action="store_true", help="read, publish and exit")

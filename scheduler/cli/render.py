@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from scheduler.planner.model import Plan
 
@@ -16,8 +16,8 @@ def _fmt(d: dict[str, int]) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     rows = [[str(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
     return "\n".join(lines)
 
 
@@ -26,13 +26,43 @@ def plan_table(plan: Plan, *, max_actions: int = 20) -> str:
     if plan.decision_pending:
         head += f"  (decision pending: {plan.pending_stage})"
     out = [head, ""]
-    out.append(table(
-        ["CONSORTIUM", "STATUS", "QUOTA", "TARGET", "ALLOCATED", "NODES", "DRAINING", "NEXT CHANGE"],
-        [[c.name, c.status, _fmt(c.quota), _fmt(c.target), _fmt(c.allocated), len(c.nodes), len(c.draining_nodes),
-          f"{c.next_change.at.isoformat()} {c.next_change.what}" if c.next_change else "-"] for c in plan.consortia]))
-    out += ["", table(["POOL", "MODEL", "NODES", "CAPACITY", "HEALTHY", "ASSIGNED", "FREE", "AVAILABLE"],
-                      [[p.name, p.gpu_model, p.nodes, p.capacity_gpus, p.healthy_gpus, p.assigned_gpus, p.free_gpus,
-                        "yes" if p.available else "no"] for p in plan.pools])]
+    out.append(
+        table(
+            ["CONSORTIUM", "STATUS", "QUOTA", "TARGET", "ALLOCATED", "NODES", "DRAINING", "NEXT CHANGE"],
+            [
+                [
+                    c.name,
+                    c.status,
+                    _fmt(c.quota),
+                    _fmt(c.target),
+                    _fmt(c.allocated),
+                    len(c.nodes),
+                    len(c.draining_nodes),
+                    f"{c.next_change.at.isoformat()} {c.next_change.what}" if c.next_change else "-",
+                ]
+                for c in plan.consortia
+            ],
+        )
+    )
+    out += [
+        "",
+        table(
+            ["POOL", "MODEL", "NODES", "CAPACITY", "HEALTHY", "ASSIGNED", "FREE", "AVAILABLE"],
+            [
+                [
+                    p.name,
+                    p.gpu_model,
+                    p.nodes,
+                    p.capacity_gpus,
+                    p.healthy_gpus,
+                    p.assigned_gpus,
+                    p.free_gpus,
+                    "yes" if p.available else "no",
+                ]
+                for p in plan.pools
+            ],
+        ),
+    ]
     counts = Counter(a.action for a in plan.actions)
     out += ["", "Actions: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")]
     for a in plan.actions[:max_actions]:
@@ -59,8 +89,10 @@ def timeline_table(steps) -> str:
         stage = (p.stage or "-") + ("*" if p.decision_pending else "")
         acts = " ".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "-"
         rows.append([s.at.isoformat(), stage, *cells, acts, s.why])
-    legend = ("GPUs allocated/target per consortium (stat = first letters of the status, dN = nodes draining); "
-              "* = a later round is pending")
+    legend = (
+        "GPUs allocated/target per consortium (stat = first letters of the status, dN = nodes draining); "
+        "* = a later round is pending"
+    )
     return table(["AT", "STAGE", *names, "NODE ACTIONS", "WHY"], rows) + "\n\n" + legend
 
 
@@ -74,8 +106,31 @@ def timeline_json(steps) -> str:
 
 def status_table(rows) -> str:
     return table(
-        ["NAMESPACE", "CONSORTIUM", "STATUS", "STAGE", "QUOTA", "ALLOCATED", "RESOURCEQUOTA", "SHORT", "DRAINING",
-         "NEXT CHANGE"],
-        [[r["namespace"], r["consortium"], r["status"], r["stage"], r["quota_gpus"], r["allocated_gpus"],
-          r["resource_quota"], _fmt(r["shortfall"]), r["draining_nodes"],
-          f"{r['next_change_at']} {r['next_change']}".strip() or "-"] for r in rows])
+        [
+            "NAMESPACE",
+            "CONSORTIUM",
+            "STATUS",
+            "STAGE",
+            "QUOTA",
+            "ALLOCATED",
+            "RESOURCEQUOTA",
+            "SHORT",
+            "DRAINING",
+            "NEXT CHANGE",
+        ],
+        [
+            [
+                r["namespace"],
+                r["consortium"],
+                r["status"],
+                r["stage"],
+                r["quota_gpus"],
+                r["allocated_gpus"],
+                r["resource_quota"],
+                _fmt(r["shortfall"]),
+                r["draining_nodes"],
+                f"{r['next_change_at']} {r['next_change']}".strip() or "-",
+            ]
+            for r in rows
+        ],
+    )

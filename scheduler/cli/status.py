@@ -24,13 +24,21 @@ def status_rows(snapshot: Snapshot, keys: Keys, only: str | None = None) -> list
             except ValueError:
                 record = None  # edited by hand: the labels still say the essentials
         nxt = record.next_change if record else None
-        rows.append({
-            "namespace": ns.name, "consortium": consortium, "status": ns.labels.get(keys.status, ""),
-            "stage": ns.labels.get(keys.stage, ""), "quota_gpus": ns.labels.get(keys.quota_gpus, ""),
-            "allocated_gpus": ns.labels.get(keys.allocated_gpus, ""),
-            "resource_quota": snapshot.quotas.get(ns.name, ""),
-            "target": record.target if record else {}, "allocated": record.allocated if record else {},
-            "shortfall": record.shortfall if record else {}, "draining_nodes": record.draining_nodes if record else 0,
-            "next_change": nxt.what if nxt else "", "next_change_at": nxt.at if nxt else "",
-        })
+        rows.append(
+            {
+                "namespace": ns.name,
+                "consortium": consortium,
+                "status": ns.labels.get(keys.status, ""),
+                "stage": ns.labels.get(keys.stage, ""),
+                "quota_gpus": ns.labels.get(keys.quota_gpus, ""),
+                "allocated_gpus": ns.labels.get(keys.allocated_gpus, ""),
+                "resource_quota": snapshot.quotas.get(ns.name, ""),
+                "target": record.target if record else {},
+                "allocated": record.allocated if record else {},
+                "shortfall": record.shortfall if record else {},
+                "draining_nodes": record.draining_nodes if record else 0,
+                "next_change": nxt.what if nxt else "",
+                "next_change_at": nxt.at if nxt else "",
+            }
+        )
     return rows

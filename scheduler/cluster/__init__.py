@@ -5,5 +5,14 @@ from scheduler.cluster.decode import SnapshotError, decode_snapshot, decode_snap
 from scheduler.cluster.labels import Keys
 from scheduler.cluster.snapshot import GpuPod, Namespace, Node, Snapshot, Taint
 
-__all__ = ["GpuPod", "Keys", "Namespace", "Node", "Snapshot", "SnapshotError", "Taint",
-           "decode_snapshot", "decode_snapshot_file"]
+__all__ = [
+    "GpuPod",
+    "Keys",
+    "Namespace",
+    "Node",
+    "Snapshot",
+    "SnapshotError",
+    "Taint",
+    "decode_snapshot",
+    "decode_snapshot_file",
+]

@@ -119,7 +119,9 @@ def _decode(data: bytes | str, keys: Keys) -> Snapshot:
             nodes.append(node_from(item, keys))
         elif kind == "Namespace":
             m = item.metadata
-            namespaces[m.name] = Namespace(m.name, MappingProxyType(m.labels), MappingProxyType(_ours(m.annotations, keys)))
+            namespaces[m.name] = Namespace(
+                m.name, MappingProxyType(m.labels), MappingProxyType(_ours(m.annotations, keys))
+            )
         elif kind == "ResourceQuota":
             if item.metadata.name == RESOURCE_QUOTA_NAME:
                 hard = quota.decode_hard(item.spec.hard)
@@ -200,8 +202,7 @@ def _telemetry(text: str | None) -> dict:
         return {}
     if report.error:  # the agent could not read NVML: it knows nothing about the GPUs
         return {}
-    return {"healthy_gpus": report.healthy_gpus, "utilization": report.utilization,
-            "telemetry_at": report.timestamp}
+    return {"healthy_gpus": report.healthy_gpus, "utilization": report.utilization, "telemetry_at": report.timestamp}
 
 
 def gpu_pod_from(item: _Item) -> GpuPod | None:

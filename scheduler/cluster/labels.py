@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scheduler import DOMAIN
-from scheduler.wire.quota import GPU_RESOURCE, NAME as RESOURCE_QUOTA_NAME
+from scheduler.wire.quota import GPU_RESOURCE
+from scheduler.wire.quota import NAME as RESOURCE_QUOTA_NAME
 
 
 @dataclass(frozen=True)

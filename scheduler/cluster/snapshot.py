@@ -6,10 +6,10 @@ and the tests all run the same code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Mapping
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -28,15 +28,15 @@ class Node:
     allocatable_gpus: int = 0
     ready: bool = True
     unschedulable: bool = False
-    owner: str | None = None            # consortium label
-    state: str | None = None            # node-state label
+    owner: str | None = None  # consortium label
+    state: str | None = None  # node-state label
     drain_started: datetime | None = None
     drain_deadline: datetime | None = None
-    drain_reason: str | None = None     # why it drains (drain-reason annotation), carried over by replanning
+    drain_reason: str | None = None  # why it drains (drain-reason annotation), carried over by replanning
     taints: tuple[Taint, ...] = ()
     annotations: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # only the ones under our prefix
-    healthy_gpus: int | None = None     # from agent telemetry; None = none, or too old (see fresh())
-    utilization: float | None = None    # 0..1, from agent telemetry
+    healthy_gpus: int | None = None  # from agent telemetry; None = none, or too old (see fresh())
+    utilization: float | None = None  # 0..1, from agent telemetry
     telemetry_at: datetime | None = None  # when the agent read NVML
 
     @property
@@ -53,19 +53,18 @@ class Node:
     def telemetry_stale(self, at: datetime, stale_after: timedelta) -> bool:
         return self.telemetry_at is not None and at - self.telemetry_at > stale_after
 
-    def without_telemetry(self) -> "Node":
+    def without_telemetry(self) -> Node:
         return replace(self, healthy_gpus=None, utilization=None, telemetry_at=None)
 
-    def settled(self, other: "Node", telemetry_key: str) -> bool:
+    def settled(self, other: Node, telemetry_key: str) -> bool:
         """Equal for planning's purposes, ignoring what an agent heartbeat changes on its own (the
         report's timestamp and utilisation): heartbeats must not wake reconciles, while a change
         of healthy GPUs must."""
-        return (replace(self, telemetry_at=None, utilization=None,
-                        annotations=_without(self.annotations, telemetry_key))
-                == replace(other, telemetry_at=None, utilization=None,
-                           annotations=_without(other.annotations, telemetry_key)))
+        return replace(
+            self, telemetry_at=None, utilization=None, annotations=_without(self.annotations, telemetry_key)
+        ) == replace(other, telemetry_at=None, utilization=None, annotations=_without(other.annotations, telemetry_key))
 
-    def with_(self, **changes) -> "Node":
+    def with_(self, **changes) -> Node:
         return replace(self, **changes)
 
 
@@ -91,7 +90,9 @@ class GpuPod:
 class Snapshot:
     nodes: tuple[Node, ...] = ()
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
-    quotas: Mapping[str, str] = field(default_factory=dict)  # namespace -> hard requests.nvidia.com/gpu of our ResourceQuota
+    quotas: Mapping[str, str] = field(
+        default_factory=dict
+    )  # namespace -> hard requests.nvidia.com/gpu of our ResourceQuota
     pods: tuple[GpuPod, ...] = ()
 
     def pods_by_node(self) -> dict[str, list[GpuPod]]:
@@ -101,7 +102,7 @@ class Snapshot:
                 out.setdefault(pod.node, []).append(pod)
         return out
 
-    def fresh(self, at: datetime, stale_after: timedelta) -> tuple["Snapshot", int]:
+    def fresh(self, at: datetime, stale_after: timedelta) -> tuple[Snapshot, int]:
         """This snapshot with telemetry older than `stale_after` dropped, and how many nodes had
         it. Stale telemetry is ignored (the node counts its allocatable GPUs), never read as zero
         GPUs: a dead agent must not look like a dead node."""
@@ -112,16 +113,20 @@ class Snapshot:
         nodes = tuple(n.without_telemetry() if n.name in names else n for n in self.nodes)
         return replace(self, nodes=nodes), len(stale)
 
-    def same_as(self, other: "Snapshot", telemetry_key: str) -> bool:
+    def same_as(self, other: Snapshot, telemetry_key: str) -> bool:
         """The same cluster as planning sees it, whatever order the objects were listed in (agent
         heartbeats that change only timestamps and utilisation aside)."""
         mine = sorted(self.nodes, key=lambda n: n.name)
         theirs = sorted(other.nodes, key=lambda n: n.name)
-        return (len(mine) == len(theirs) and all(a.settled(b, telemetry_key) for a, b in zip(mine, theirs))
-                and dict(self.namespaces) == dict(other.namespaces) and dict(self.quotas) == dict(other.quotas)
-                and sorted(self.pods, key=_pod_key) == sorted(other.pods, key=_pod_key))
+        return (
+            len(mine) == len(theirs)
+            and all(a.settled(b, telemetry_key) for a, b in zip(mine, theirs, strict=False))
+            and dict(self.namespaces) == dict(other.namespaces)
+            and dict(self.quotas) == dict(other.quotas)
+            and sorted(self.pods, key=_pod_key) == sorted(other.pods, key=_pod_key)
+        )
 
-    def replace(self, **changes) -> "Snapshot":
+    def replace(self, **changes) -> Snapshot:
         return replace(self, **changes)
 
 

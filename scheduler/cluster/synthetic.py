@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from scheduler.policy import UNITS, Policy, Pool
 
@@ -41,8 +42,17 @@ def pool_sizes(policy: Policy) -> dict[str, tuple[int, int]]:
     return out
 
 
-def node_object(name: str, pool: Pool | None, model: str, gpus: int, index: int, *, rich: bool = True,
-                extra_labels: dict[str, str] | None = None, ready: bool = True) -> dict[str, Any]:
+def node_object(
+    name: str,
+    pool: Pool | None,
+    model: str,
+    gpus: int,
+    index: int,
+    *,
+    rich: bool = True,
+    extra_labels: dict[str, str] | None = None,
+    ready: bool = True,
+) -> dict[str, Any]:
     """One Node as the API serves it. `rich` adds the bulk a real node carries (images, etc.)."""
     product = PRODUCTS.get(model, f"NVIDIA-{model}")
     labels = {
@@ -92,44 +102,107 @@ def node_object(name: str, pool: Pool | None, model: str, gpus: int, index: int,
         },
         "spec": {"podCIDR": f"10.{index // 256 % 256}.{index % 256}.0/24", "providerID": f"baremetal://{name}"},
         "status": {
-            "capacity": {"cpu": "224", "memory": "2113433508Ki", "nvidia.com/gpu": str(gpus), "pods": "110",
-                         "ephemeral-storage": "7500000000Ki"},
-            "allocatable": {"cpu": "220", "memory": "2100000000Ki", "nvidia.com/gpu": str(gpus), "pods": "110",
-                            "ephemeral-storage": "6900000000Ki"},
+            "capacity": {
+                "cpu": "224",
+                "memory": "2113433508Ki",
+                "nvidia.com/gpu": str(gpus),
+                "pods": "110",
+                "ephemeral-storage": "7500000000Ki",
+            },
+            "allocatable": {
+                "cpu": "220",
+                "memory": "2100000000Ki",
+                "nvidia.com/gpu": str(gpus),
+                "pods": "110",
+                "ephemeral-storage": "6900000000Ki",
+            },
             "conditions": [
-                {"type": t, "status": s, "lastHeartbeatTime": "2026-11-30T05:00:00Z",
-                 "lastTransitionTime": "2025-07-20T00:10:00Z", "reason": r, "message": msg}
+                {
+                    "type": t,
+                    "status": s,
+                    "lastHeartbeatTime": "2026-11-30T05:00:00Z",
+                    "lastTransitionTime": "2025-07-20T00:10:00Z",
+                    "reason": r,
+                    "message": msg,
+                }
                 for t, s, r, msg in (
-                    ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                    (
+                        "MemoryPressure",
+                        "False",
+                        "KubeletHasSufficientMemory",
+                        "kubelet has sufficient memory available",
+                    ),
                     ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                     ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                    ("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady",
-                     "kubelet is posting ready status" if ready else "container runtime is down"),
+                    (
+                        "Ready",
+                        "True" if ready else "False",
+                        "KubeletReady" if ready else "KubeletNotReady",
+                        "kubelet is posting ready status" if ready else "container runtime is down",
+                    ),
                 )
             ],
-            "addresses": [{"type": "InternalIP", "address": f"10.{index // 65536}.{index // 256 % 256}.{index % 256}"},
-                          {"type": "Hostname", "address": name}],
-            "nodeInfo": {"architecture": "amd64", "kernelVersion": "6.8.0-60-generic", "osImage": "Ubuntu 24.04.2 LTS",
-                         "containerRuntimeVersion": "containerd://2.0.5", "kubeletVersion": "v1.35.2",
-                         "kubeProxyVersion": "v1.35.2", "operatingSystem": "linux",
-                         "machineID": f"{index:032x}", "systemUUID": f"{index:032x}", "bootID": f"{index:032x}"},
+            "addresses": [
+                {"type": "InternalIP", "address": f"10.{index // 65536}.{index // 256 % 256}.{index % 256}"},
+                {"type": "Hostname", "address": name},
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "kernelVersion": "6.8.0-60-generic",
+                "osImage": "Ubuntu 24.04.2 LTS",
+                "containerRuntimeVersion": "containerd://2.0.5",
+                "kubeletVersion": "v1.35.2",
+                "kubeProxyVersion": "v1.35.2",
+                "operatingSystem": "linux",
+                "machineID": f"{index:032x}",
+                "systemUUID": f"{index:032x}",
+                "bootID": f"{index:032x}",
+            },
         },
     }
     if rich:
         obj["status"]["images"] = [
-            {"names": [f"nvcr.io/nvidia/{img}@sha256:{(index * 7919 + k) % (16 ** 16):064x}",
-                       f"nvcr.io/nvidia/{img}:{tag}"], "sizeBytes": 1_000_000_000 + k * 12345}
-            for k, (img, tag) in enumerate([
-                ("pytorch", "25.10-py3"), ("nemo", "25.09"), ("tritonserver", "25.10-py3"), ("cuda", "13.0.1-base"),
-                ("k8s/dcgm-exporter", "4.4.1-4.6.0"), ("gpu-operator", "v25.10.0"), ("k8s-device-plugin", "v0.18.0"),
-                ("gpu-feature-discovery", "v0.18.0"), ("driver", "580.65.06-ubuntu24.04"), ("cloud-native/k8s-mig-manager", "v0.13.0"),
-                ("container-toolkit", "v1.18.0"), ("cloud-native/dcgm", "4.4.1-1-ubuntu22.04"), ("nccl-tests", "2.16.4"),
-                ("megatron-lm", "core-0.14"), ("nemo-rl", "v0.4.0"), ("vllm", "0.11.0"), ("tensorrt-llm", "1.1.0"),
-                ("k8s/kube-proxy", "v1.35.2"), ("calico/node", "v3.30.3"), ("coredns/coredns", "v1.12.4"),
-                ("pause", "3.10"), ("node-exporter", "v1.9.1"), ("fluent-bit", "4.1.0"), ("rdma-shared-dp", "v1.5.3"),
-                ("network-operator", "v25.7.0"), ("mofed", "25.07-0.9.7.0"), ("ib-kubernetes", "v1.1.2"),
-                ("nvidia-peermem", "580.65.06"), ("gds", "2.26.6"), ("validator", "v25.10.0"),
-            ])
+            {
+                "names": [
+                    f"nvcr.io/nvidia/{img}@sha256:{(index * 7919 + k) % (16**16):064x}",
+                    f"nvcr.io/nvidia/{img}:{tag}",
+                ],
+                "sizeBytes": 1_000_000_000 + k * 12345,
+            }
+            for k, (img, tag) in enumerate(
+                [
+                    ("pytorch", "25.10-py3"),
+                    ("nemo", "25.09"),
+                    ("tritonserver", "25.10-py3"),
+                    ("cuda", "13.0.1-base"),
+                    ("k8s/dcgm-exporter", "4.4.1-4.6.0"),
+                    ("gpu-operator", "v25.10.0"),
+                    ("k8s-device-plugin", "v0.18.0"),
+                    ("gpu-feature-discovery", "v0.18.0"),
+                    ("driver", "580.65.06-ubuntu24.04"),
+                    ("cloud-native/k8s-mig-manager", "v0.13.0"),
+                    ("container-toolkit", "v1.18.0"),
+                    ("cloud-native/dcgm", "4.4.1-1-ubuntu22.04"),
+                    ("nccl-tests", "2.16.4"),
+                    ("megatron-lm", "core-0.14"),
+                    ("nemo-rl", "v0.4.0"),
+                    ("vllm", "0.11.0"),
+                    ("tensorrt-llm", "1.1.0"),
+                    ("k8s/kube-proxy", "v1.35.2"),
+                    ("calico/node", "v3.30.3"),
+                    ("coredns/coredns", "v1.12.4"),
+                    ("pause", "3.10"),
+                    ("node-exporter", "v1.9.1"),
+                    ("fluent-bit", "4.1.0"),
+                    ("rdma-shared-dp", "v1.5.3"),
+                    ("network-operator", "v25.7.0"),
+                    ("mofed", "25.07-0.9.7.0"),
+                    ("ib-kubernetes", "v1.1.2"),
+                    ("nvidia-peermem", "580.65.06"),
+                    ("gds", "2.26.6"),
+                    ("validator", "v25.10.0"),
+                ]
+            )
         ]
     return obj
 
@@ -145,9 +218,15 @@ def builtin_cluster(policy: Policy, *, rich: bool = False) -> dict[str, Any]:
             index += 1
     for c in policy.consortia:
         for ns in c.namespaces:
-            items.append({"apiVersion": "v1", "kind": "Namespace",
-                          "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}, "spec": {},
-                          "status": {"phase": "Active"}})
+            items.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                    "spec": {},
+                    "status": {"phase": "Active"},
+                }
+            )
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 
 

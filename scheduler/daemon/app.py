@@ -37,7 +37,7 @@ class DaemonConfig:
     in_cluster: bool = False
     dry_run: bool = False
     metrics_port: int = 9090
-    start: datetime | None = None        # programme time to start from (None: now)
+    start: datetime | None = None  # programme time to start from (None: now)
     time_scale: float = 1.0
     reconcile_every: float = 30.0
     lease_namespace: str = "gpu-scheduler"
@@ -61,10 +61,17 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
     reader = ClusterReader(api, config.keys)
     # a dry run never campaigns for the Lease: it must not take leadership from the real daemon,
     # and it logs every write it would make as if it led
-    reconciler = Reconciler(source, reader, clock, metrics, Writer(api, dry_run=config.dry_run),
-                            is_leader=(lambda: True) if config.dry_run else (lambda: elector.leading))
-    daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=config.reconcile_every,
-                    namespace=config.lease_namespace)
+    reconciler = Reconciler(
+        source,
+        reader,
+        clock,
+        metrics,
+        Writer(api, dry_run=config.dry_run),
+        is_leader=(lambda: True) if config.dry_run else (lambda: elector.leading),
+    )
+    daemon = Daemon(
+        reconciler, source, clock, metrics, reconcile_every=config.reconcile_every, namespace=config.lease_namespace
+    )
     http = HealthServer(metrics.registry, daemon.ready, port=config.metrics_port).start()
 
     def leadership(leading: bool) -> None:
@@ -81,11 +88,13 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
     watcher = Watcher(api, config.keys, on_change=daemon.changed).start()
     reader.cache = watcher
     scale = f" x{config.time_scale}" if config.time_scale != 1 else ""
-    print(f"gpu-scheduler running: metrics on :{http.port}/metrics; programme time {clock.now().isoformat()}{scale}",
-          flush=True)
+    print(
+        f"gpu-scheduler running: metrics on :{http.port}/metrics; programme time {clock.now().isoformat()}{scale}",
+        flush=True,
+    )
     stop.wait()
     watcher.stop()
-    daemon.stop()         # waits for an in-flight reconcile to finish its writes
+    daemon.stop()  # waits for an in-flight reconcile to finish its writes
     elector.stop(release=True)
     http.stop()
     return 0

@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Clock:
     def now(self) -> datetime:
         elapsed = self.wall() - self._wall0
         if self.start is None:
-            return datetime.fromtimestamp(self._wall0 + elapsed * self.scale, timezone.utc)
+            return datetime.fromtimestamp(self._wall0 + elapsed * self.scale, UTC)
         return self.start + timedelta(seconds=elapsed * self.scale)
 
     def wall_seconds_until(self, at: datetime) -> float:
@@ -38,4 +38,4 @@ class Clock:
 
     def wall_time_of(self, at: datetime) -> datetime:
         """The real (UTC) instant at which programme time reaches `at`: what a scheduler arms."""
-        return datetime.fromtimestamp(self.wall() + self.wall_seconds_until(at), timezone.utc)
+        return datetime.fromtimestamp(self.wall() + self.wall_seconds_until(at), UTC)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -41,8 +41,8 @@ class LeaderElector:
     request_timeout: float = 5.0  # a hung call must not freeze `leading` past the renew deadline
     monotonic: Callable[[], float] = time.monotonic
     _leading: bool = False
-    _seen: tuple[str, str] | None = None           # (holder, renewTime) last observed
-    _seen_at: float = 0.0                           # when it last changed, by our monotonic clock
+    _seen: tuple[str, str] | None = None  # (holder, renewTime) last observed
+    _seen_at: float = 0.0  # when it last changed, by our monotonic clock
     _renewed_at: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -54,8 +54,13 @@ class LeaderElector:
     def _set(self, leading: bool) -> None:
         if leading != self._leading:
             self._leading = leading
-            log.info("%s %s the leader Lease %s/%s", self.identity, "acquired" if leading else "lost",
-                     self.namespace, self.name)
+            log.info(
+                "%s %s the leader Lease %s/%s",
+                self.identity,
+                "acquired" if leading else "lost",
+                self.namespace,
+                self.name,
+            )
             self.on_change(leading)
 
     def try_acquire_or_renew(self) -> bool:
@@ -67,10 +72,16 @@ class LeaderElector:
         except ApiException as err:
             if err.status != 404:
                 raise
-            body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
-                                  spec=client.V1LeaseSpec(holder_identity=self.identity,
-                                                          lease_duration_seconds=int(self.lease_duration),
-                                                          acquire_time=now, renew_time=now, lease_transitions=0))
+            body = client.V1Lease(
+                metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
+                spec=client.V1LeaseSpec(
+                    holder_identity=self.identity,
+                    lease_duration_seconds=int(self.lease_duration),
+                    acquire_time=now,
+                    renew_time=now,
+                    lease_transitions=0,
+                ),
+            )
             try:
                 coord.create_namespaced_lease(self.namespace, body, _request_timeout=self.request_timeout)
             except ApiException as err2:
@@ -95,8 +106,12 @@ class LeaderElector:
         spec.lease_duration_seconds = int(self.lease_duration)
         spec.renew_time = now
         try:
-            coord.replace_namespaced_lease(self.name, self.namespace, lease,  # 409 if someone won the race
-                                           _request_timeout=self.request_timeout)
+            coord.replace_namespaced_lease(
+                self.name,
+                self.namespace,
+                lease,  # 409 if someone won the race
+                _request_timeout=self.request_timeout,
+            )
         except ApiException as err:
             if err.status == 409:
                 return False
@@ -107,7 +122,7 @@ class LeaderElector:
     def step(self) -> None:
         try:
             ok = self.try_acquire_or_renew()
-        except Exception as err:  # API down: keep leading only until the renew deadline passes
+        except Exception as err:  # noqa: BLE001 - API down: keep leading only until the renew deadline passes
             log.warning("leader election: %s; retrying in %.0fs", err, self.retry_period)
             ok = self._leading and self.monotonic() - self._renewed_at < self.renew_deadline
         self._set(ok)
@@ -119,7 +134,7 @@ class LeaderElector:
             wait = self.retry_period if not self._leading else min(self.retry_period, self.renew_deadline / 2)
             self._stop.wait(wait)
 
-    def start(self) -> "LeaderElector":
+    def start(self) -> LeaderElector:
         self._thread = threading.Thread(target=self.run, name="leader-election", daemon=True)
         self._thread.start()
         return self
@@ -138,6 +153,6 @@ class LeaderElector:
                     lease.spec.lease_duration_seconds = 1
                     lease.spec.renew_time = _now()
                     coord.replace_namespaced_lease(self.name, self.namespace, lease)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - best effort on the way out
                 log.warning("could not release the leader Lease: %s", err)
         self._set(False)

@@ -22,34 +22,57 @@ class _PlanCollector:
     def collect(self):
         plan = self.plan
         fams = {
-            "quota": GaugeMetricFamily(f"{PREFIX}_quota_gpus", "GPUs the policy gives the consortium in the stage in force",
-                                       labels=["consortium", "gpu_model", "stage"]),
-            "target": GaugeMetricFamily(f"{PREFIX}_target_gpus", "GPUs the consortium should hold now (effective quota)",
-                                        labels=["consortium", "gpu_model", "stage"]),
-            "allocated": GaugeMetricFamily(f"{PREFIX}_allocated_gpus", "Healthy GPUs on the consortium's assigned, non-draining nodes",
-                                           labels=["consortium", "gpu_model", "stage"]),
-            "used": GaugeMetricFamily(f"{PREFIX}_used_gpus", "GPUs requested by unfinished pods on the consortium's nodes",
-                                      labels=["consortium", "gpu_model", "stage"]),
-            "draining": GaugeMetricFamily(f"{PREFIX}_draining_nodes", "Nodes being drained away from the consortium",
-                                          labels=["consortium"]),
-            "deadline": GaugeMetricFamily(f"{PREFIX}_drain_deadline_timestamp_seconds",
-                                          "When a draining node's remaining GPU pods are evicted",
-                                          labels=["consortium", "node"]),
-            "stale": GaugeMetricFamily(f"{PREFIX}_telemetry_stale_nodes",
-                                       "Nodes whose agent telemetry is too old to use (their allocatable GPUs count)"),
-            "status": GaugeMetricFamily(f"{PREFIX}_consortium_status", "1 for the consortium's current status",
-                                        labels=["consortium", "status"]),
-            "capacity": GaugeMetricFamily(f"{PREFIX}_pool_capacity_gpus", "Allocatable GPUs of the pool's nodes",
-                                          labels=["pool", "gpu_model"]),
-            "healthy": GaugeMetricFamily(f"{PREFIX}_pool_healthy_gpus", "Healthy GPUs on Ready nodes of the pool",
-                                         labels=["pool", "gpu_model"]),
-            "free": GaugeMetricFamily(f"{PREFIX}_pool_free_gpus", "Healthy GPUs on usable nodes nobody holds",
-                                      labels=["pool", "gpu_model"]),
+            "quota": GaugeMetricFamily(
+                f"{PREFIX}_quota_gpus",
+                "GPUs the policy gives the consortium in the stage in force",
+                labels=["consortium", "gpu_model", "stage"],
+            ),
+            "target": GaugeMetricFamily(
+                f"{PREFIX}_target_gpus",
+                "GPUs the consortium should hold now (effective quota)",
+                labels=["consortium", "gpu_model", "stage"],
+            ),
+            "allocated": GaugeMetricFamily(
+                f"{PREFIX}_allocated_gpus",
+                "Healthy GPUs on the consortium's assigned, non-draining nodes",
+                labels=["consortium", "gpu_model", "stage"],
+            ),
+            "used": GaugeMetricFamily(
+                f"{PREFIX}_used_gpus",
+                "GPUs requested by unfinished pods on the consortium's nodes",
+                labels=["consortium", "gpu_model", "stage"],
+            ),
+            "draining": GaugeMetricFamily(
+                f"{PREFIX}_draining_nodes", "Nodes being drained away from the consortium", labels=["consortium"]
+            ),
+            "deadline": GaugeMetricFamily(
+                f"{PREFIX}_drain_deadline_timestamp_seconds",
+                "When a draining node's remaining GPU pods are evicted",
+                labels=["consortium", "node"],
+            ),
+            "stale": GaugeMetricFamily(
+                f"{PREFIX}_telemetry_stale_nodes",
+                "Nodes whose agent telemetry is too old to use (their allocatable GPUs count)",
+            ),
+            "status": GaugeMetricFamily(
+                f"{PREFIX}_consortium_status", "1 for the consortium's current status", labels=["consortium", "status"]
+            ),
+            "capacity": GaugeMetricFamily(
+                f"{PREFIX}_pool_capacity_gpus", "Allocatable GPUs of the pool's nodes", labels=["pool", "gpu_model"]
+            ),
+            "healthy": GaugeMetricFamily(
+                f"{PREFIX}_pool_healthy_gpus", "Healthy GPUs on Ready nodes of the pool", labels=["pool", "gpu_model"]
+            ),
+            "free": GaugeMetricFamily(
+                f"{PREFIX}_pool_free_gpus", "Healthy GPUs on usable nodes nobody holds", labels=["pool", "gpu_model"]
+            ),
             "stage": GaugeMetricFamily(f"{PREFIX}_stage_info", "The stage in force (1)", labels=["stage"]),
-            "pending": GaugeMetricFamily(f"{PREFIX}_decision_pending", "1 while a started round is undecided",
-                                         labels=["stage"]),
-            "next": GaugeMetricFamily(f"{PREFIX}_next_change_timestamp_seconds", "When the plan next changes by itself",
-                                      labels=["what"]),
+            "pending": GaugeMetricFamily(
+                f"{PREFIX}_decision_pending", "1 while a started round is undecided", labels=["stage"]
+            ),
+            "next": GaugeMetricFamily(
+                f"{PREFIX}_next_change_timestamp_seconds", "When the plan next changes by itself", labels=["what"]
+            ),
         }
         if plan is not None:
             stage = plan.stage or "none"
@@ -82,22 +105,35 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.reconcile_duration = Histogram(f"{PREFIX}_reconcile_duration_seconds", "Time of one reconcile (read, plan, write)",
-                                            registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.reconcile_duration = Histogram(
+            f"{PREFIX}_reconcile_duration_seconds",
+            "Time of one reconcile (read, plan, write)",
+            registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
         self.reconcile_total = Counter(f"{PREFIX}_reconcile_total", "Reconciles by result", ["result"], registry=r)
-        self.api_writes_total = Counter(f"{PREFIX}_api_writes_total", "Kubernetes API writes", ["resource", "verb"], registry=r)
-        self.api_write_retries_total = Counter(f"{PREFIX}_api_write_retries_total",
-                                               "Writes sent again after a conflict, throttling, a server error or a timeout",
-                                               ["resource", "verb"], registry=r)
-        self.last_success = Gauge(f"{PREFIX}_last_successful_reconcile_timestamp_seconds",
-                                  "Wall-clock time of the last reconcile that read, planned and wrote without error",
-                                  registry=r)
-        self.drift_reverted_total = Counter(f"{PREFIX}_drift_reverted_total", "Managed fields edited by someone else and put back",
-                                            ["kind"], registry=r)
+        self.api_writes_total = Counter(
+            f"{PREFIX}_api_writes_total", "Kubernetes API writes", ["resource", "verb"], registry=r
+        )
+        self.api_write_retries_total = Counter(
+            f"{PREFIX}_api_write_retries_total",
+            "Writes sent again after a conflict, throttling, a server error or a timeout",
+            ["resource", "verb"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_last_successful_reconcile_timestamp_seconds",
+            "Wall-clock time of the last reconcile that read, planned and wrote without error",
+            registry=r,
+        )
+        self.drift_reverted_total = Counter(
+            f"{PREFIX}_drift_reverted_total", "Managed fields edited by someone else and put back", ["kind"], registry=r
+        )
         self.policy_valid = Gauge(f"{PREFIX}_policy_valid", "1 when the policy on disk is valid", registry=r)
         self.policy_info = Gauge(f"{PREFIX}_policy_info", "The policy in force (1)", ["sha256"], registry=r)
-        self.policy_reload_errors_total = Counter(f"{PREFIX}_policy_reload_errors_total", "Invalid policies seen on disk",
-                                                  registry=r)
+        self.policy_reload_errors_total = Counter(
+            f"{PREFIX}_policy_reload_errors_total", "Invalid policies seen on disk", registry=r
+        )
         self.leader = Gauge(f"{PREFIX}_leader", "1 while this replica holds the leader Lease", registry=r)
         add_process_metrics(self.registry)
         self._plans = _PlanCollector()

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Reload:
-    changed: bool            # a new policy took effect
+    changed: bool  # a new policy took effect
     error: PolicyError | None = None  # the files changed but are invalid (the last good one stays)
 
 

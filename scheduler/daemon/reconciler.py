@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from scheduler.actuator.watch import ClusterReader
 from scheduler.actuator.writer import Writer
@@ -37,7 +37,7 @@ class Outcome:
 @dataclass
 class Reconciler:
     source: PolicySource
-    reader: ClusterReader                # the watch cache when it is trusted, else a fresh list
+    reader: ClusterReader  # the watch cache when it is trusted, else a fresh list
     clock: Clock
     metrics: Metrics
     writer: Writer

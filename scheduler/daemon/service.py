@@ -7,24 +7,33 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.daemon.clock import Clock
+from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.daemon.reconciler import Reconciler
-from scheduler.daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
 class Daemon:
-    def __init__(self, reconciler: Reconciler, source: PolicySource, clock: Clock, metrics: Metrics, *,
-                 reconcile_every: float = 30.0, reload_every: float = 2.0, namespace: str = "gpu-scheduler",
-                 debounce: float = 2.0):
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        source: PolicySource,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        reconcile_every: float = 30.0,
+        reload_every: float = 2.0,
+        namespace: str = "gpu-scheduler",
+        debounce: float = 2.0,
+    ):
         self.debounce = debounce
         self.namespace = namespace  # where the daemon runs: its Lease and its own Events live here
         self.reconciler = reconciler
@@ -35,12 +44,15 @@ class Daemon:
         self.reload_every = reload_every
         self._stopping = False
         self._reported: str | None = None  # digest of the invalid policy last reported in an Event
-        self._counted: str | None = None   # digest of the invalid policy last counted
-        self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
-            "coalesce": True,            # after a pause, one reconcile, not a burst
-            "max_instances": 1,
-            "misfire_grace_time": 3600,  # a change point missed while paused still runs
-        })
+        self._counted: str | None = None  # digest of the invalid policy last counted
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,  # after a pause, one reconcile, not a burst
+                "max_instances": 1,
+                "misfire_grace_time": 3600,  # a change point missed while paused still runs
+            },
+        )
 
     def ready(self) -> tuple[bool, str]:
         if not self.source.valid and self.source.policy is None:
@@ -54,10 +66,16 @@ class Daemon:
 
     def start(self) -> None:
         self.check_policy()
-        self.scheduler.add_job(self.tick, IntervalTrigger(seconds=self.reconcile_every), args=["periodic"],
-                               id="reconcile", name="periodic reconcile")
-        self.scheduler.add_job(self.check_policy, IntervalTrigger(seconds=self.reload_every), id="policy",
-                               name="policy reload check")
+        self.scheduler.add_job(
+            self.tick,
+            IntervalTrigger(seconds=self.reconcile_every),
+            args=["periodic"],
+            id="reconcile",
+            name="periodic reconcile",
+        )
+        self.scheduler.add_job(
+            self.check_policy, IntervalTrigger(seconds=self.reload_every), id="policy", name="policy reload check"
+        )
         self.scheduler.start()
         self.soon("start")
 
@@ -75,8 +93,15 @@ class Daemon:
         """A reconcile as soon as possible (coalesced with one already queued)."""
         # max_instances=2: a request made while one runs is queued behind it (the reconciler's
         # lock serialises them), not dropped
-        self.scheduler.add_job(self.tick, DateTrigger(run_date=datetime.now(timezone.utc)), args=[why],
-                               id="soon", name=f"reconcile: {why}", replace_existing=True, max_instances=2)
+        self.scheduler.add_job(
+            self.tick,
+            DateTrigger(run_date=datetime.now(UTC)),
+            args=[why],
+            id="soon",
+            name=f"reconcile: {why}",
+            replace_existing=True,
+            max_instances=2,
+        )
 
     def changed(self) -> None:
         """Something the planner reads changed in the cluster (a watch event): reconcile shortly.
@@ -84,9 +109,16 @@ class Daemon:
         later and later changes ride along, so a burst costs one reconcile, never an endless delay."""
         if self._stopping or not self.scheduler.running or self.scheduler.get_job("watch"):
             return
-        run_at = datetime.now(timezone.utc) + timedelta(seconds=self.debounce)
-        self.scheduler.add_job(self.tick, DateTrigger(run_date=run_at), args=["cluster changed"], id="watch",
-                               name="reconcile after a watched change", replace_existing=True, max_instances=2)
+        run_at = datetime.now(UTC) + timedelta(seconds=self.debounce)
+        self.scheduler.add_job(
+            self.tick,
+            DateTrigger(run_date=run_at),
+            args=["cluster changed"],
+            id="watch",
+            name="reconcile after a watched change",
+            replace_existing=True,
+            max_instances=2,
+        )
 
     def tick(self, why: str) -> None:
         if self._stopping:
@@ -94,7 +126,7 @@ class Daemon:
         log.debug("reconcile (%s)", why)
         try:
             outcome = self.reconciler.reconcile()
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged and counted by the reconciler
             return  # logged and counted by the reconciler; the periodic job retries
         self.arm_change_point(outcome.plan)
         self.report_policy_problems()
@@ -109,9 +141,15 @@ class Daemon:
             return
         # one second past the change point: plans at a boundary are exact, so be after it
         run_at = self.clock.wall_time_of(nxt.at + timedelta(seconds=1))
-        self.scheduler.add_job(self.tick, DateTrigger(run_date=run_at), args=[f"change point: {nxt.what}"],
-                               id="change-point", name=f"change point: {nxt.what} at {nxt.at.isoformat()}",
-                               replace_existing=True, max_instances=2)
+        self.scheduler.add_job(
+            self.tick,
+            DateTrigger(run_date=run_at),
+            args=[f"change point: {nxt.what}"],
+            id="change-point",
+            name=f"change point: {nxt.what} at {nxt.at.isoformat()}",
+            replace_existing=True,
+            max_instances=2,
+        )
 
     def report_policy_problems(self) -> None:
         """The leader tells operators, once per bad policy, why it was not applied. Checked at every

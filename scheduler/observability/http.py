@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from socketserver import ThreadingMixIn
-from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -22,8 +22,13 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 class HealthServer:
     """`ready` is asked on every /readyz: caches synced and a policy loaded."""
 
-    def __init__(self, registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]],
-                 host: str = "0.0.0.0", port: int = 9090):
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        ready: Callable[[], tuple[bool, str]],
+        host: str = "0.0.0.0",
+        port: int = 9090,
+    ):
         metrics = make_wsgi_app(registry)
 
         def app(environ, start_response):
@@ -47,7 +52,7 @@ class HealthServer:
     def port(self) -> int:
         return self.server.server_address[1]
 
-    def start(self) -> "HealthServer":
+    def start(self) -> HealthServer:
         self.thread.start()
         return self
 

@@ -33,12 +33,16 @@ def node_after(node: Node, intent: NodeIntent, keys: Keys) -> Node:
         annotations[keys.drain_deadline] = timestamps.encode(intent.drain_deadline)
         if intent.drain_reason:
             annotations[keys.drain_reason] = intent.drain_reason
-    return node.with_(labels=MappingProxyType(labels), annotations=MappingProxyType(annotations),
-                      owner=intent.owner, state=intent.state,
-                      drain_started=intent.drain_started if intent.state == DRAINING else None,
-                      drain_deadline=intent.drain_deadline if intent.state == DRAINING else None,
-                      drain_reason=intent.drain_reason if intent.state == DRAINING else None,
-                      taints=tuple(sorted(taints, key=lambda t: (t.key, t.value, t.effect))))
+    return node.with_(
+        labels=MappingProxyType(labels),
+        annotations=MappingProxyType(annotations),
+        owner=intent.owner,
+        state=intent.state,
+        drain_started=intent.drain_started if intent.state == DRAINING else None,
+        drain_deadline=intent.drain_deadline if intent.state == DRAINING else None,
+        drain_reason=intent.drain_reason if intent.state == DRAINING else None,
+        taints=tuple(sorted(taints, key=lambda t: (t.key, t.value, t.effect))),
+    )
 
 
 def apply(snapshot: Snapshot, plan: Plan, policy: Policy, keys: Keys, *, busy: bool = True) -> Snapshot:
@@ -63,13 +67,23 @@ def apply(snapshot: Snapshot, plan: Plan, policy: Policy, keys: Keys, *, busy: b
     namespaces = dict(snapshot.namespaces)
     for ns, labels in plan.namespace_labels.items():
         current = namespaces.get(ns, Namespace(ns))
-        namespaces[ns] = Namespace(ns, MappingProxyType({**current.labels, **labels}),
-                                   MappingProxyType({**current.annotations, **plan.namespace_annotations.get(ns, {})}))
+        namespaces[ns] = Namespace(
+            ns,
+            MappingProxyType({**current.labels, **labels}),
+            MappingProxyType({**current.annotations, **plan.namespace_annotations.get(ns, {})}),
+        )
     quotas = {**snapshot.quotas, **{ns: str(g) for ns, g in plan.namespace_quotas.items()}}
-    return Snapshot(nodes=tuple(nodes), namespaces=namespaces, quotas=quotas,
-                    pods=tuple(sorted(pods, key=lambda p: (p.node, p.namespace, p.name))))
+    return Snapshot(
+        nodes=tuple(nodes),
+        namespaces=namespaces,
+        quotas=quotas,
+        pods=tuple(sorted(pods, key=lambda p: (p.node, p.namespace, p.name))),
+    )
 
 
 def _matches(node: Node, intent: NodeIntent) -> bool:
-    return (node.owner == intent.owner and node.state == intent.state
-            and node.drain_deadline == (intent.drain_deadline if intent.state == DRAINING else None))
+    return (
+        node.owner == intent.owner
+        and node.state == intent.state
+        and node.drain_deadline == (intent.drain_deadline if intent.state == DRAINING else None)
+    )

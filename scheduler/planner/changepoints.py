@@ -39,23 +39,37 @@ def policy_change_points(policy: Policy) -> list[ChangePoint]:
         if pool.availableFrom is not None:
             points.add(ChangePoint(pool.availableFrom, f"pool {pool.name} opens", everyone))
         if pool.availableUntil is not None:
-            points.add(ChangePoint(lease_drain_start(pool, timeout), f"pool {pool.name} starts draining before its lease ends", everyone))
+            points.add(
+                ChangePoint(
+                    lease_drain_start(pool, timeout),
+                    f"pool {pool.name} starts draining before its lease ends",
+                    everyone,
+                )
+            )
             points.add(ChangePoint(pool.availableUntil, f"pool {pool.name}'s lease ends", everyone))
     return sorted(points, key=lambda p: (p.at, p.what))
 
 
-def change_points(policy: Policy, snapshot: Snapshot | None, after: datetime,
-                  until: datetime | None = None, policy_points: list[ChangePoint] | None = None,
-                  intents: Mapping[str, NodeIntent] | None = None) -> list[ChangePoint]:
+def change_points(
+    policy: Policy,
+    snapshot: Snapshot | None,
+    after: datetime,
+    until: datetime | None = None,
+    policy_points: list[ChangePoint] | None = None,
+    intents: Mapping[str, NodeIntent] | None = None,
+) -> list[ChangePoint]:
     """Change points strictly after `after` (and not after `until`), including drain deadlines:
     those of the plan's node intents when given (drains it starts count, drains it ends do not),
     else those the snapshot's nodes carry."""
     points = list(policy_points if policy_points is not None else policy_change_points(policy))
     if intents is not None:
-        drains = [(i.drain_deadline, name, i.owner) for name, i in intents.items()
-                  if i.drain_deadline is not None and i.owner]
+        drains = [
+            (i.drain_deadline, name, i.owner) for name, i in intents.items() if i.drain_deadline is not None and i.owner
+        ]
     elif snapshot is not None:
-        drains = [(n.drain_deadline, n.name, n.owner) for n in snapshot.nodes if n.drain_deadline is not None and n.owner]
+        drains = [
+            (n.drain_deadline, n.name, n.owner) for n in snapshot.nodes if n.drain_deadline is not None and n.owner
+        ]
     else:
         drains = []
     deadlines: dict[datetime, list[tuple[str, str]]] = {}
@@ -65,4 +79,6 @@ def change_points(policy: Policy, snapshot: Snapshot | None, after: datetime,
         nodes.sort()
         what = f"drain deadline of node {nodes[0][0]}" if len(nodes) == 1 else f"drain deadline of {len(nodes)} nodes"
         points.append(ChangePoint(when, what, frozenset(owner for _, owner in nodes)))
-    return sorted({p for p in points if p.at > after and (until is None or p.at <= until)}, key=lambda p: (p.at, p.what))
+    return sorted(
+        {p for p in points if p.at > after and (until is None or p.at <= until)}, key=lambda p: (p.at, p.what)
+    )

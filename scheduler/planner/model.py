@@ -7,7 +7,13 @@ from datetime import datetime
 from typing import Any
 
 ASSIGN, DRAIN, EVICT, RELEASE, SET_QUOTA, LABEL_NAMESPACE = (
-    "assign", "drain", "evict", "release", "set-quota", "label-namespace")
+    "assign",
+    "drain",
+    "evict",
+    "release",
+    "set-quota",
+    "label-namespace",
+)
 ACTION_ORDER = {RELEASE: 0, EVICT: 1, DRAIN: 2, ASSIGN: 3, SET_QUOTA: 4, LABEL_NAMESPACE: 5}
 
 ACTIVE, PENDING, INELIGIBLE, WINDING_DOWN, ELIMINATED = "active", "pending", "ineligible", "winding-down", "eliminated"
@@ -30,8 +36,13 @@ class Action:
         return (ACTION_ORDER[self.action], self.node, self.namespace, self.consortium)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"action": self.action, "node": self.node, "namespace": self.namespace,
-                               "consortium": self.consortium, "reason": self.reason}
+        out: dict[str, Any] = {
+            "action": self.action,
+            "node": self.node,
+            "namespace": self.namespace,
+            "consortium": self.consortium,
+            "reason": self.reason,
+        }
         out.update(self.detail)
         return out
 
@@ -80,14 +91,23 @@ class ConsortiumPlan:
 
     @property
     def shortfall(self) -> dict[str, int]:
-        return {m: self.target[m] - self.allocated.get(m, 0) for m in self.target if self.target[m] > self.allocated.get(m, 0)}
+        return {
+            m: self.target[m] - self.allocated.get(m, 0)
+            for m in self.target
+            if self.target[m] > self.allocated.get(m, 0)
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "status": self.status, "quota": dict(sorted(self.quota.items())),
-            "target": dict(sorted(self.target.items())), "allocated": dict(sorted(self.allocated.items())),
+            "name": self.name,
+            "status": self.status,
+            "quota": dict(sorted(self.quota.items())),
+            "target": dict(sorted(self.target.items())),
+            "allocated": dict(sorted(self.allocated.items())),
             "used": dict(sorted(self.used.items())),
-            "nodes": self.nodes, "draining_nodes": self.draining_nodes, "namespaces": self.namespaces,
+            "nodes": self.nodes,
+            "draining_nodes": self.draining_nodes,
+            "namespaces": self.namespaces,
             "next_change": self.next_change.to_dict() if self.next_change else None,
         }
 
@@ -104,9 +124,16 @@ class PoolPlan:
     available: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "gpu_model": self.gpu_model, "capacity_gpus": self.capacity_gpus,
-                "healthy_gpus": self.healthy_gpus, "assigned_gpus": self.assigned_gpus,
-                "free_gpus": self.free_gpus, "nodes": self.nodes, "available": self.available}
+        return {
+            "name": self.name,
+            "gpu_model": self.gpu_model,
+            "capacity_gpus": self.capacity_gpus,
+            "healthy_gpus": self.healthy_gpus,
+            "assigned_gpus": self.assigned_gpus,
+            "free_gpus": self.free_gpus,
+            "nodes": self.nodes,
+            "available": self.available,
+        }
 
 
 @dataclass

@@ -18,11 +18,11 @@ from scheduler.policy import Policy, Pool
 class NodeView:
     node: Node
     pool: Pool
-    block: tuple[str, str]       # (pool, topology value): placement keeps teams inside few blocks
+    block: tuple[str, str]  # (pool, topology value): placement keeps teams inside few blocks
     usable: bool
-    why_not: str                 # empty when usable
+    why_not: str  # empty when usable
     gpu_pods: int
-    unhealthy: bool              # fewer healthy GPUs than allocatable, or none at all
+    unhealthy: bool  # fewer healthy GPUs than allocatable, or none at all
 
     @property
     def name(self) -> str:
@@ -98,6 +98,15 @@ def classify(policy: Policy, snapshot: Snapshot, at: datetime) -> tuple[list[Nod
             elif node.gpus <= 0:
                 why = "node has no healthy GPU"
         block = (pool.name, node.labels.get(pool.topologyKey, "") if pool.topologyKey else "")
-        views.append(NodeView(node, pool, block, not why, why, pods.get(node.name, 0),
-                              node.gpus < node.allocatable_gpus or node.gpus == 0))
+        views.append(
+            NodeView(
+                node,
+                pool,
+                block,
+                not why,
+                why,
+                pods.get(node.name, 0),
+                node.gpus < node.allocatable_gpus or node.gpus == 0,
+            )
+        )
     return views, strays

@@ -14,8 +14,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from scheduler.planner.model import (ASSIGN, ASSIGNED, DRAIN, DRAINING, EVICT, FREE, RELEASE, UNHEALTHY, Action,
-                                     NodeIntent)
+from scheduler.planner.model import (
+    ASSIGN,
+    ASSIGNED,
+    DRAIN,
+    DRAINING,
+    EVICT,
+    FREE,
+    RELEASE,
+    UNHEALTHY,
+    Action,
+    NodeIntent,
+)
 from scheduler.planner.nodes import NodeView
 
 
@@ -110,8 +120,15 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
     def drain(v: NodeView, owner: str, reason: str) -> None:
         deadline = deadline_of(v, owner, at)
         out.intents[v.name] = NodeIntent(owner, DRAINING, at, deadline, reason)
-        out.actions.append(Action(DRAIN, reason, consortium=owner, node=v.name,
-                                  detail={"deadline": deadline.isoformat(), "gpu_pods": v.gpu_pods}))
+        out.actions.append(
+            Action(
+                DRAIN,
+                reason,
+                consortium=owner,
+                node=v.name,
+                detail={"deadline": deadline.isoformat(), "gpu_pods": v.gpu_pods},
+            )
+        )
         draining[owner].append(v)
 
     def release(v: NodeView, owner: str, reason: str) -> None:
@@ -130,14 +147,21 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
             if v.gpu_pods == 0:
                 release(v, n.owner, "drain complete: no GPU pods left on the node")
                 continue
-            started = n.drain_started or (n.drain_deadline - drain_timeout.get(n.owner, default_timeout)
-                                          if n.drain_deadline else at)
+            started = n.drain_started or (
+                n.drain_deadline - drain_timeout.get(n.owner, default_timeout) if n.drain_deadline else at
+            )
             deadline = deadline_of(v, n.owner, started)
             out.intents[v.name] = NodeIntent(n.owner, DRAINING, started, deadline, n.drain_reason)
             if deadline <= at:
-                out.actions.append(Action(EVICT, f"drain deadline {deadline.isoformat()} passed with "
-                                          f"{v.gpu_pods} GPU pod(s) still on the node", consortium=n.owner,
-                                          node=v.name, detail={"gpu_pods": v.gpu_pods}))
+                out.actions.append(
+                    Action(
+                        EVICT,
+                        f"drain deadline {deadline.isoformat()} passed with {v.gpu_pods} GPU pod(s) still on the node",
+                        consortium=n.owner,
+                        node=v.name,
+                        detail={"gpu_pods": v.gpu_pods},
+                    )
+                )
             draining[n.owner].append(v)
             continue
         if n.owner not in known:
@@ -155,8 +179,9 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
         if alloc <= target:
             continue
         blocks = _block_counts(mine)
-        order = sorted(mine, key=lambda v: (not v.unhealthy, v.gpu_pods, v.node.utilization or 0.0,
-                                            blocks[v.block], v.name))
+        order = sorted(
+            mine, key=lambda v: (not v.unhealthy, v.gpu_pods, v.node.utilization or 0.0, blocks[v.block], v.name)
+        )
         removed: list[NodeView] = []
         for v in order:
             if alloc <= target:
@@ -188,8 +213,9 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
                 alloc += v.gpus
                 out.intents.pop(v.name, None)
                 out.actions[:] = [a for a in out.actions if not (a.action == EVICT and a.node == v.name)]
-                out.actions.append(Action(ASSIGN, f"drain cancelled: {c} is below its {model} target again",
-                                          consortium=c, node=v.name))
+                out.actions.append(
+                    Action(ASSIGN, f"drain cancelled: {c} is below its {model} target again", consortium=c, node=v.name)
+                )
         if alloc < target:
             heapq.heappush(heap, (alloc / target, c, alloc, target))
     blocks_of = {c: _block_counts(kept.get(c, [])) for c in targets}
@@ -209,8 +235,14 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
         kept[c].append(view)
         counts[view.block] = counts.get(view.block, 0) + 1
         alloc += view.gpus
-        out.actions.append(Action(ASSIGN, f"{c} is below its {model} target ({alloc - view.gpus} of {target} GPUs)",
-                                  consortium=c, node=view.name))
+        out.actions.append(
+            Action(
+                ASSIGN,
+                f"{c} is below its {model} target ({alloc - view.gpus} of {target} GPUs)",
+                consortium=c,
+                node=view.name,
+            )
+        )
         if alloc < target:
             heapq.heappush(heap, (alloc / target, c, alloc, target))
 
@@ -232,8 +264,14 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
             kept[c].remove(d)
             kept[c].append(view)
             alloc += view.gpus - d.gpus
-            out.actions.append(Action(ASSIGN, f"{c} lost GPUs on {d.name} ({d.gpus} of {d.node.allocatable_gpus} "
-                                      f"healthy): a healthy replacement", consortium=c, node=view.name))
+            out.actions.append(
+                Action(
+                    ASSIGN,
+                    f"{c} lost GPUs on {d.name} ({d.gpus} of {d.node.allocatable_gpus} healthy): a healthy replacement",
+                    consortium=c,
+                    node=view.name,
+                )
+            )
             drain(d, c, f"replaced by {view.name}: {d.node.allocatable_gpus - d.gpus} unhealthy GPU(s)")
 
     # 5. intents for everything else

@@ -10,8 +10,17 @@ from datetime import datetime
 
 from scheduler.cluster import Keys, Snapshot
 from scheduler.planner.changepoints import change_points, policy_change_points
-from scheduler.planner.model import (ACTIVE, ASSIGN, LABEL_NAMESPACE, PENDING, SET_QUOTA, Action, ConsortiumPlan, Plan,
-                                     PoolPlan)
+from scheduler.planner.model import (
+    ACTIVE,
+    ASSIGN,
+    LABEL_NAMESPACE,
+    PENDING,
+    SET_QUOTA,
+    Action,
+    ConsortiumPlan,
+    Plan,
+    PoolPlan,
+)
 from scheduler.planner.nodes import NodeView, classify, pool_windows
 from scheduler.planner.placement import place
 from scheduler.planner.statuses import stage_in_force, standings
@@ -19,12 +28,18 @@ from scheduler.planner.targets import ModelCapacity, compute_targets, wind_down_
 from scheduler.policy import Policy, Pool
 from scheduler.wire import allocation as allocation_wire
 
-_NO_POOL = Pool.model_construct(name="(no pool)", gpuModel="(none)", nodeSelector={}, availableFrom=None,
-                                availableUntil=None, topologyKey=None, size=None)
+_NO_POOL = Pool.model_construct(
+    name="(no pool)",
+    gpuModel="(none)",
+    nodeSelector={},
+    availableFrom=None,
+    availableUntil=None,
+    topologyKey=None,
+    size=None,
+)
 
 
-def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys,
-         policy_points=None) -> Plan:
+def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, policy_points=None) -> Plan:
     if at.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware instant")
     at = at.astimezone(policy.timezone)
@@ -32,8 +47,10 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys,
     force = stage_in_force(policy, at)
     stand = standings(policy, at)
     views, strays = classify(policy, snapshot, at)
-    views += [NodeView(n, _NO_POOL, (_NO_POOL.name, ""), False, "the node matches no pool of the policy", 0, False)
-              for n in strays]
+    views += [
+        NodeView(n, _NO_POOL, (_NO_POOL.name, ""), False, "the node matches no pool of the policy", 0, False)
+        for n in strays
+    ]
     known = {c.name for c in policy.consortia}
     units = {m: policy.units(m) for m in policy.models}
 
@@ -52,10 +69,19 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys,
 
     wd = wind_down_targets(stand, held_plain, units, at)
     targets = compute_targets(stand, capacity, units, wd)
-    timeouts = {c: (s.elimination.wind_down.drainTimeout if s.elimination else force.wind_down.drainTimeout)
-                for c, s in stand.items()}
-    placement = place(views, targets, known, at, timeouts, force.wind_down.drainTimeout,
-                      {p.name: p.availableUntil for p in policy.pools})
+    timeouts = {
+        c: (s.elimination.wind_down.drainTimeout if s.elimination else force.wind_down.drainTimeout)
+        for c, s in stand.items()
+    }
+    placement = place(
+        views,
+        targets,
+        known,
+        at,
+        timeouts,
+        force.wind_down.drainTimeout,
+        {p.name: p.availableUntil for p in policy.pools},
+    )
 
     upcoming = change_points(policy, snapshot, at, policy_points=policy_points, intents=placement.intents)
     consortia: list[ConsortiumPlan] = []
@@ -66,14 +92,20 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys,
         for v in placement.nodes.get(c.name, []):
             allocated[v.pool.gpuModel] += v.gpus
         nxt = next((p for p in upcoming if not p.consortia or c.name in p.consortia), None)
-        consortia.append(ConsortiumPlan(
-            name=c.name, status=s.status,
-            quota=dict(s.quota) if s.status in (ACTIVE, PENDING) else {},
-            target=dict(sorted(targets.get(c.name, {}).items())),
-            allocated=dict(sorted(allocated.items())),
-            nodes=sorted(v.name for v in placement.nodes.get(c.name, [])),
-            draining_nodes=sorted(placement.draining.get(c.name, [])),
-            namespaces=sorted(c.namespaces), next_change=nxt, used=used.get(c.name, {})))
+        consortia.append(
+            ConsortiumPlan(
+                name=c.name,
+                status=s.status,
+                quota=dict(s.quota) if s.status in (ACTIVE, PENDING) else {},
+                target=dict(sorted(targets.get(c.name, {}).items())),
+                allocated=dict(sorted(allocated.items())),
+                nodes=sorted(v.name for v in placement.nodes.get(c.name, [])),
+                draining_nodes=sorted(placement.draining.get(c.name, [])),
+                namespaces=sorted(c.namespaces),
+                next_change=nxt,
+                used=used.get(c.name, {}),
+            )
+        )
 
     pools = _pool_plans(policy, views, placement.intents, set(pool_windows(policy, at)))
     stage = force.stage.metadata.name if force.stage else None
@@ -84,14 +116,23 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys,
         labels, annotations, gpus = namespace_state(policy, c, stage, keys)
         for ns in c.namespaces:
             ns_labels[ns], ns_annotations[ns], ns_quotas[ns] = labels, annotations, gpus
-    result = Plan(at=at, stage=stage,
-                  decision_pending=force.pending is not None,
-                  pending_stage=force.pending.metadata.name if force.pending else None,
-                  policy_sha256=policy.sha256, consortia=consortia, pools=pools, actions=[],
-                  next_change=upcoming[0] if upcoming else None, node_intents=placement.intents,
-                  namespace_labels=ns_labels, namespace_annotations=ns_annotations, namespace_quotas=ns_quotas,
-                  telemetry_stale_nodes=stale,
-                  assign_order=[a.node for a in placement.actions if a.action == ASSIGN])
+    result = Plan(
+        at=at,
+        stage=stage,
+        decision_pending=force.pending is not None,
+        pending_stage=force.pending.metadata.name if force.pending else None,
+        policy_sha256=policy.sha256,
+        consortia=consortia,
+        pools=pools,
+        actions=[],
+        next_change=upcoming[0] if upcoming else None,
+        node_intents=placement.intents,
+        namespace_labels=ns_labels,
+        namespace_annotations=ns_annotations,
+        namespace_quotas=ns_quotas,
+        telemetry_stale_nodes=stale,
+        assign_order=[a.node for a in placement.actions if a.action == ASSIGN],
+    )
     actions = list(placement.actions) + _namespace_actions(result, snapshot)
     result.actions = sorted(actions, key=Action.sort_key)
     return result
@@ -134,7 +175,9 @@ def _pool_plans(policy: Policy, views: list[NodeView], intents, closed: set[str]
     return sorted(stats.values(), key=lambda p: p.name)
 
 
-def namespace_state(policy: Policy, c: ConsortiumPlan, stage: str | None, keys: Keys) -> tuple[dict[str, str], dict[str, str], int]:
+def namespace_state(
+    policy: Policy, c: ConsortiumPlan, stage: str | None, keys: Keys
+) -> tuple[dict[str, str], dict[str, str], int]:
     """The labels, annotations and ResourceQuota a consortium's namespaces should carry."""
     labels = {
         keys.consortium: c.name,
@@ -146,11 +189,19 @@ def namespace_state(policy: Policy, c: ConsortiumPlan, stage: str | None, keys: 
     for m in policy.models:
         labels[keys.quota_model(m)] = str(c.target.get(m, 0))
     allocation = allocation_wire.Allocation(
-        consortium=c.name, status=c.status, stage=stage,
-        quota=c.quota, target=c.target, allocated=c.allocated, shortfall=c.shortfall,
-        nodes=len(c.nodes), draining_nodes=len(c.draining_nodes),
+        consortium=c.name,
+        status=c.status,
+        stage=stage,
+        quota=c.quota,
+        target=c.target,
+        allocated=c.allocated,
+        shortfall=c.shortfall,
+        nodes=len(c.nodes),
+        draining_nodes=len(c.draining_nodes),
         next_change=allocation_wire.NextChange(c.next_change.at.isoformat(), c.next_change.what)
-        if c.next_change else None)
+        if c.next_change
+        else None,
+    )
     annotations = {keys.allocation: allocation_wire.encode(allocation)}
     return labels, annotations, c.allocated_gpus
 
@@ -172,14 +223,28 @@ def _namespace_actions(result: Plan, snapshot: Snapshot) -> list[Action]:
             ann_changed = current is None or any(current.annotations.get(k) != v for k, v in annotations.items())
             if changed or ann_changed:
                 what = ", ".join(f"{k.split('/')[-1]}={labels[k]}" for k in changed) or "allocation annotation"
-                actions.append(Action(LABEL_NAMESPACE, f"{missing}set {what}", consortium=c.name, namespace=ns,
-                                      detail={"labels": {k: labels[k] for k in changed}}))
+                actions.append(
+                    Action(
+                        LABEL_NAMESPACE,
+                        f"{missing}set {what}",
+                        consortium=c.name,
+                        namespace=ns,
+                        detail={"labels": {k: labels[k] for k in changed}},
+                    )
+                )
             if snapshot.quotas.get(ns) != str(gpus):
                 was = snapshot.quotas.get(ns)
-                actions.append(Action(SET_QUOTA, f"{missing}requests.nvidia.com/gpu {was if was is not None else '(none)'} -> {gpus} "
-                                      f"(GPUs on {c.name}'s assigned, non-draining nodes)",
-                                      consortium=c.name, namespace=ns, detail={"gpus": gpus}))
+                actions.append(
+                    Action(
+                        SET_QUOTA,
+                        f"{missing}requests.nvidia.com/gpu {was if was is not None else '(none)'} -> {gpus} "
+                        f"(GPUs on {c.name}'s assigned, non-draining nodes)",
+                        consortium=c.name,
+                        namespace=ns,
+                        detail={"gpus": gpus},
+                    )
+                )
     return actions
 
 
-__all__ = ["plan", "policy_change_points", "namespace_state"]
+__all__ = ["namespace_state", "plan", "policy_change_points"]

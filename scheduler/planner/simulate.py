@@ -24,8 +24,9 @@ class Step:
     plan: Plan
 
 
-def settle(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, *, busy: bool = True, points=None,
-           rounds: int = 5) -> tuple[Plan, Snapshot]:
+def settle(
+    policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, *, busy: bool = True, points=None, rounds: int = 5
+) -> tuple[Plan, Snapshot]:
     """Plan and apply at one instant until nothing more changes (evict -> release -> reassign)."""
     actions = []
     plan = make_plan(policy, snapshot, at, keys, policy_points=points)
@@ -41,8 +42,17 @@ def settle(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, *, busy
     return plan, snapshot
 
 
-def simulate(policy: Policy, snapshot: Snapshot, start: datetime, end: datetime, keys: Keys,
-             step: timedelta | None = None, *, busy: bool = True, limit: int = 10_000) -> list[Step]:
+def simulate(
+    policy: Policy,
+    snapshot: Snapshot,
+    start: datetime,
+    end: datetime,
+    keys: Keys,
+    step: timedelta | None = None,
+    *,
+    busy: bool = True,
+    limit: int = 10_000,
+) -> list[Step]:
     """One settled plan at `start` and at every change point up to `end` (and every `step`)."""
     points = policy_change_points(policy)
     steps: list[Step] = []
@@ -58,6 +68,8 @@ def simulate(policy: Policy, snapshot: Snapshot, start: datetime, end: datetime,
         if not candidates:
             break
         first = min(candidates, key=lambda p: p.at)
-        whats = sorted({p.what for p in upcoming if p.at == first.at} | ({first.what} if first not in upcoming else set()))
+        whats = sorted(
+            {p.what for p in upcoming if p.at == first.at} | ({first.what} if first not in upcoming else set())
+        )
         at, why = first.at, "; ".join(whats)
     return steps

@@ -41,16 +41,16 @@ class Standing:
     """One consortium's place in the programme at an instant."""
 
     status: str
-    quota: dict[str, int]              # its quota in the stage in force (active, or pending until `from`)
+    quota: dict[str, int]  # its quota in the stage in force (active, or pending until `from`)
     eligible_from: datetime | None = None
     elimination: Elimination | None = None
 
 
 @dataclass(frozen=True)
 class StageInForce:
-    stage: Stage | None                # the latest decided stage with start <= at
-    pending: Stage | None              # a later stage that has started but is undecided
-    wind_down: WindDown                # wind-down rules for drains ordered by this stage
+    stage: Stage | None  # the latest decided stage with start <= at
+    pending: Stage | None  # a later stage that has started but is undecided
+    wind_down: WindDown  # wind-down rules for drains ordered by this stage
 
 
 def stage_in_force(policy: Policy, at: datetime) -> StageInForce:
@@ -77,8 +77,17 @@ def eliminations(policy: Policy) -> list[tuple[str, Elimination]]:
         if previous is not None:
             before = {e.consortium for e in previous.spec.eligibility()}
             for name in sorted(before - listed):
-                out.append((name, Elimination(stage.metadata.name, stage.spec.start,
-                                              dict(previous.spec.quotas.get(name, {})), policy.stage_wind_down(stage))))
+                out.append(
+                    (
+                        name,
+                        Elimination(
+                            stage.metadata.name,
+                            stage.spec.start,
+                            dict(previous.spec.quotas.get(name, {})),
+                            policy.stage_wind_down(stage),
+                        ),
+                    )
+                )
         previous = stage
     return out
 

@@ -19,7 +19,6 @@ from scheduler.planner.model import ACTIVE, WINDING_DOWN
 from scheduler.planner.statuses import Standing
 from scheduler.policy import UNITS
 
-
 Slot = tuple[int, str, str | None]  # one usable node: (healthy GPUs, node name, who holds it now)
 
 
@@ -107,8 +106,12 @@ def compute_targets(
     return {c: {m: g for m, g in t.items() if g > 0} for c, t in targets.items()}
 
 
-def _fill_units(demands: dict[str, int], free: dict[str, list[Slot]], units_per_gpu: dict[str, int],
-                targets: dict[str, dict[str, int]]) -> None:
+def _fill_units(
+    demands: dict[str, int],
+    free: dict[str, list[Slot]],
+    units_per_gpu: dict[str, int],
+    targets: dict[str, dict[str, int]],
+) -> None:
     """Units quotas: a max-min fair share in units over every model left, then nodes to fill it:
     first the team's own nodes, then more of a model it already holds, then the model with the
     most free units. Keeping own nodes first is what makes a placed plan give the same targets."""
@@ -145,8 +148,9 @@ def _fill_units(demands: dict[str, int], free: dict[str, list[Slot]], units_per_
             take(c, m, own_only=False)
 
 
-def wind_down_targets(standings: dict[str, Standing], held: dict[str, dict[str, int]],
-                      units_per_gpu: dict[str, int], at) -> dict[str, dict[str, int]]:
+def wind_down_targets(
+    standings: dict[str, Standing], held: dict[str, dict[str, int]], units_per_gpu: dict[str, int], at
+) -> dict[str, dict[str, int]]:
     """Each winding-down team keeps base x share, per model (or in units), never above its holdings."""
     out: dict[str, dict[str, int]] = {}
     for c, s in standings.items():

@@ -6,6 +6,17 @@ from scheduler.policy.models import UNITS, Consortium, Pool, Program, Stage, Win
 from scheduler.policy.policy import Policy
 
 __all__ = [
-    "UNITS", "Consortium", "Policy", "PolicyError", "PolicyIssue", "Pool", "Program", "Stage",
-    "WindDown", "WindDownMode", "load_policy", "load_policy_texts", "policy_files",
+    "UNITS",
+    "Consortium",
+    "Policy",
+    "PolicyError",
+    "PolicyIssue",
+    "Pool",
+    "Program",
+    "Stage",
+    "WindDown",
+    "WindDownMode",
+    "load_policy",
+    "load_policy_texts",
+    "policy_files",
 ]

@@ -3,7 +3,6 @@ must be holdable. Each issue points at the line of the offending field."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 
 from scheduler.policy.errors import PolicyIssue
@@ -24,23 +23,39 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
         plural = "pools" if kind == "pool" else "consortia"
         for i, item in enumerate(items):
             if item.name in seen:
-                at(pdoc, ("spec", plural, i, "name"), f"{kind} {item.name!r} is defined twice (first at index {seen[item.name]})")
+                at(
+                    pdoc,
+                    ("spec", plural, i, "name"),
+                    f"{kind} {item.name!r} is defined twice (first at index {seen[item.name]})",
+                )
             seen.setdefault(item.name, i)
 
     owner: dict[str, str] = {}
     for i, c in enumerate(spec.consortia):
         for j, ns in enumerate(c.namespaces):
             if ns in owner and owner[ns] != c.name:
-                at(pdoc, ("spec", "consortia", i, "namespaces", j), f"namespace {ns!r} already belongs to consortium {owner[ns]!r}")
+                at(
+                    pdoc,
+                    ("spec", "consortia", i, "namespaces", j),
+                    f"namespace {ns!r} already belongs to consortium {owner[ns]!r}",
+                )
             owner.setdefault(ns, c.name)
 
     for i, pool in enumerate(spec.pools):
         if pool.gpuModel not in spec.gpuModels:
-            at(pdoc, ("spec", "pools", i, "gpuModel"),
-               f"unknown GPU model {pool.gpuModel!r}: declare it in spec.gpuModels ({', '.join(sorted(spec.gpuModels))})")
+            at(
+                pdoc,
+                ("spec", "pools", i, "gpuModel"),
+                f"unknown GPU model {pool.gpuModel!r}: "
+                f"declare it in spec.gpuModels ({', '.join(sorted(spec.gpuModels))})",
+            )
         if pool.availableFrom and pool.availableUntil and pool.availableUntil <= pool.availableFrom:
-            at(pdoc, ("spec", "pools", i, "availableUntil"),
-               f"the pool's window ends ({pool.availableUntil.isoformat()}) before it starts ({pool.availableFrom.isoformat()})")
+            at(
+                pdoc,
+                ("spec", "pools", i, "availableUntil"),
+                f"the pool's window ends ({pool.availableUntil.isoformat()}) "
+                f"before it starts ({pool.availableFrom.isoformat()})",
+            )
 
     consortia = {c.name for c in spec.consortia}
     starts: dict[datetime, Document] = {}
@@ -50,38 +65,66 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
         name = stage.metadata.name
         if name in names:
             other = names[name]
-            at(doc, ("metadata", "name"), f"stage {name!r} is defined twice (also in {other.file}:{other.line_of(('metadata', 'name'))})")
+            at(
+                doc,
+                ("metadata", "name"),
+                f"stage {name!r} is defined twice (also in {other.file}:{other.line_of(('metadata', 'name'))})",
+            )
         names.setdefault(name, doc)
         start = stage.spec.start
         if start in starts:
             other = starts[start]
-            at(doc, ("spec", "start"), f"two stages start at {start.isoformat()} (the other is in {other.file}:{other.line_of(('spec', 'start'))}); "
-               "the stage in force would be ambiguous")
+            at(
+                doc,
+                ("spec", "start"),
+                f"two stages start at {start.isoformat()} "
+                f"(the other is in {other.file}:{other.line_of(('spec', 'start'))}); "
+                "the stage in force would be ambiguous",
+            )
         starts.setdefault(start, doc)
 
         listed: dict[str, int] = {}
         for j, e in enumerate(stage.spec.eligibility()):
             if e.consortium not in consortia:
-                at(doc, ("spec", "eligible", j), f"unknown consortium {e.consortium!r}: declare it in the Program's spec.consortia")
+                at(
+                    doc,
+                    ("spec", "eligible", j),
+                    f"unknown consortium {e.consortium!r}: declare it in the Program's spec.consortia",
+                )
             if e.consortium in listed:
                 at(doc, ("spec", "eligible", j), f"consortium {e.consortium!r} is listed twice")
             listed.setdefault(e.consortium, j)
 
         if stage.spec.pending and stage.spec.quotas:
-            at(doc, ("spec", "quotas"), "a pending stage cannot set quotas: decide the round (list the eligible consortia) first", key=True)
+            at(
+                doc,
+                ("spec", "quotas"),
+                "a pending stage cannot set quotas: decide the round (list the eligible consortia) first",
+                key=True,
+            )
             continue
         # in force until the next *decided* stage: a pending round keeps this one in force
-        end = next((later.spec.start for _, later in ordered[n + 1:] if not later.spec.pending), None)
+        end = next((later.spec.start for _, later in ordered[n + 1 :] if not later.spec.pending), None)
         for cname, quota in stage.spec.quotas.items():
             if cname not in consortia:
                 at(doc, ("spec", "quotas", cname), f"quota for unknown consortium {cname!r}", key=True)
                 continue
             if cname not in listed:
-                at(doc, ("spec", "quotas", cname), f"quota for {cname!r}, which is not eligible in this stage", key=True)
+                at(
+                    doc,
+                    ("spec", "quotas", cname),
+                    f"quota for {cname!r}, which is not eligible in this stage",
+                    key=True,
+                )
             for model, gpus in quota.items():
                 path = ("spec", "quotas", cname, model)
                 if model != UNITS and model not in spec.gpuModels:
-                    at(doc, path, f"unknown GPU model {model!r}: expected one of {', '.join(sorted(spec.gpuModels))} or units", key=True)
+                    at(
+                        doc,
+                        path,
+                        f"unknown GPU model {model!r}: expected one of {', '.join(sorted(spec.gpuModels))} or units",
+                        key=True,
+                    )
                     continue
                 if gpus == 0:
                     continue
@@ -91,10 +134,15 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
     return issues
 
 
-def _unholdable(pools: list[Pool], models: dict, model: str, amount: int, start: datetime, end: datetime | None) -> str | None:
+def _unholdable(
+    pools: list[Pool], models: dict, model: str, amount: int, start: datetime, end: datetime | None
+) -> str | None:
     """Why no pool of `model` could ever hold `amount` during [start, end), or None if one could."""
+
     def in_window(p: Pool) -> bool:
-        return (p.availableUntil is None or p.availableUntil > start) and (end is None or p.availableFrom is None or p.availableFrom < end)
+        return (p.availableUntil is None or p.availableUntil > start) and (
+            end is None or p.availableFrom is None or p.availableFrom < end
+        )
 
     if model == UNITS:
         live = [p for p in pools if in_window(p) and p.gpuModel in models]

@@ -68,16 +68,32 @@ def load_policy_texts(texts: dict[str, str]) -> Policy:
         if doc.data is None:
             continue
         if not isinstance(doc.data, dict):
-            issues.append(PolicyIssue(doc.file, doc.line, "", "a policy document is a mapping with apiVersion, kind, metadata and spec"))
+            issues.append(
+                PolicyIssue(
+                    doc.file, doc.line, "", "a policy document is a mapping with apiVersion, kind, metadata and spec"
+                )
+            )
             continue
         kind = doc.data.get("kind")
         if not isinstance(kind, str) or kind not in KINDS:
-            issues.append(PolicyIssue(doc.file, doc.line_of(("kind",)), "kind",
-                                      f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}"))
+            issues.append(
+                PolicyIssue(
+                    doc.file,
+                    doc.line_of(("kind",)),
+                    "kind",
+                    f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}",
+                )
+            )
             continue
         if doc.data.get("apiVersion") != API_VERSION:
-            issues.append(PolicyIssue(doc.file, doc.line_of(("apiVersion",)), "apiVersion",
-                                      f"expected {API_VERSION!r}, got {doc.data.get('apiVersion')!r}"))
+            issues.append(
+                PolicyIssue(
+                    doc.file,
+                    doc.line_of(("apiVersion",)),
+                    "apiVersion",
+                    f"expected {API_VERSION!r}, got {doc.data.get('apiVersion')!r}",
+                )
+            )
             continue
         (programs if kind == "Program" else stages).append((doc, doc.data))
 
@@ -86,8 +102,14 @@ def load_policy_texts(texts: dict[str, str]) -> Policy:
         issues.append(PolicyIssue(first, 1, "", "no Program document: the policy needs exactly one kind: Program"))
     for doc, _ in programs[1:]:
         first = programs[0][0]
-        issues.append(PolicyIssue(doc.file, doc.line_of(("kind",)), "kind",
-                                  f"a second Program document (the first is in {first.file}:{first.line_of(('kind',))})"))
+        issues.append(
+            PolicyIssue(
+                doc.file,
+                doc.line_of(("kind",)),
+                "kind",
+                f"a second Program document (the first is in {first.file}:{first.line_of(('kind',))})",
+            )
+        )
 
     program: Program | None = None
     zone = DEFAULT_TIMEZONE
@@ -131,8 +153,10 @@ def _validate(model: type, doc: Document, data: Any, context: dict, issues: list
             loc = tuple(e["loc"])
             message = _FRIENDLY.get(e["type"]) or e["msg"]
             if e["type"] == "string_pattern_mismatch" and "a-z0-9" in str(e.get("ctx", {}).get("pattern", "")):
-                message = (f"{e['input']!r} is not a DNS-1123 label: use lower-case letters, digits and '-', "
-                           "starting and ending with a letter or digit")
+                message = (
+                    f"{e['input']!r} is not a DNS-1123 label: use lower-case letters, digits and '-', "
+                    "starting and ending with a letter or digit"
+                )
             elif e["type"] == "string_too_long":
                 message = f"{e['input']!r} is longer than 63 characters"
             elif e["type"] in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):

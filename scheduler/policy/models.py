@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, NonNegativeInt, PositiveInt, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from scheduler.policy.types import Duration, Instant, Name, TimeZoneName
 
@@ -28,7 +38,7 @@ class Metadata(_Strict):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
-class WindDownMode(str, Enum):
+class WindDownMode(str, Enum):  # noqa: UP042 - str() of a member stays "WindDownMode.x" in messages
     hold = "hold"
     step = "step"
     linear = "linear"
@@ -37,18 +47,27 @@ class WindDownMode(str, Enum):
 class WindDown(_Strict):
     """How an eliminated consortium hands its GPUs back."""
 
-    gracePeriod: Duration = Field(default=timedelta(days=14), description="time during which the team keeps part of its quota")
-    mode: WindDownMode = Field(default=WindDownMode.step, description="hold: whole quota; step: keepPercent of it; linear: shrinking to 0")
-    keepPercent: Annotated[float, Field(ge=0, le=100)] = Field(default=25, description="share of the quota kept during the grace period (mode step)")
-    drainTimeout: Duration = Field(default=timedelta(hours=2), description="how long a node's GPU pods may run after it starts draining")
+    gracePeriod: Duration = Field(
+        default=timedelta(days=14), description="time during which the team keeps part of its quota"
+    )
+    mode: WindDownMode = Field(
+        default=WindDownMode.step, description="hold: whole quota; step: keepPercent of it; linear: shrinking to 0"
+    )
+    keepPercent: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=25, description="share of the quota kept during the grace period (mode step)"
+    )
+    drainTimeout: Duration = Field(
+        default=timedelta(hours=2), description="how long a node's GPU pods may run after it starts draining"
+    )
 
 
 class Telemetry(_Strict):
     """How far the controller trusts node agents' telemetry (extension; see docs/telemetry.md)."""
 
-    staleAfter: Duration = Field(default=timedelta(minutes=15),
-                                 description="telemetry older than this is ignored (never read as zero GPUs); "
-                                             "3 agent heartbeats by default")
+    staleAfter: Duration = Field(
+        default=timedelta(minutes=15),
+        description="telemetry older than this is ignored (never read as zero GPUs); 3 agent heartbeats by default",
+    )
 
 
 class WindDownOverride(_Strict):
@@ -102,7 +121,9 @@ GpuModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([-A-Za-z0
 
 class ProgramSpec(_Strict):
     timezone: TimeZoneName = "Asia/Seoul"
-    gpuModels: dict[GpuModelName, GpuModel] = Field(min_length=1, description="model names end up in label keys (quota-<model>)")
+    gpuModels: dict[GpuModelName, GpuModel] = Field(
+        min_length=1, description="model names end up in label keys (quota-<model>)"
+    )
     pools: list[Pool] = Field(default_factory=list)
     consortia: list[Consortium] = Field(default_factory=list)
     windDown: WindDown = Field(default_factory=WindDown)
@@ -118,7 +139,9 @@ class Program(_Strict):
 
 class Eligibility(_Strict):
     consortium: Name
-    from_: Instant | None = Field(default=None, alias="from", description="eligible from this instant (mid-stage additions)")
+    from_: Instant | None = Field(
+        default=None, alias="from", description="eligible from this instant (mid-stage additions)"
+    )
 
 
 def _units_or_models(quota: dict[str, int]) -> dict[str, int]:
@@ -145,19 +168,30 @@ _ELIGIBLE_SCHEMA = {
     "description": "the consortia funded in this stage, or `pending` while the round is undecided",
     "anyOf": [
         {"const": "pending"},
-        {"type": "array", "items": {"anyOf": [
-            {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
-            {"type": "object", "properties": {"consortium": {"type": "string"}, "from": {"type": "string"}},
-             "required": ["consortium"], "additionalProperties": False},
-        ]}},
+        {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                    {
+                        "type": "object",
+                        "properties": {"consortium": {"type": "string"}, "from": {"type": "string"}},
+                        "required": ["consortium"],
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        },
     ],
 }
 
 
 class StageSpec(_Strict):
     start: Instant
-    eligible: Annotated[Optional[list[Eligibility]], BeforeValidator(_read_eligible), WithJsonSchema(_ELIGIBLE_SCHEMA)]
-    quotas: dict[str, Quota] = Field(default_factory=dict, description="GPUs per model, or `units` (any model, by equivalence)")
+    eligible: Annotated[list[Eligibility] | None, BeforeValidator(_read_eligible), WithJsonSchema(_ELIGIBLE_SCHEMA)]
+    quotas: dict[str, Quota] = Field(
+        default_factory=dict, description="GPUs per model, or `units` (any model, by equivalence)"
+    )
     windDown: WindDownOverride | None = None
 
     @property

@@ -7,7 +7,7 @@ pydantic validation context (`{"timezone": ZoneInfo(...)}`).
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -85,7 +85,7 @@ def _instant_in_context_zone(value: Any, info: ValidationInfo) -> datetime:
 def _check_zone(value: Any) -> str:
     try:
         ZoneInfo(str(value))
-    except Exception:
+    except Exception:  # noqa: BLE001 - zoneinfo raises several kinds for a bad key
         raise ValueError(f"{value!r} is not an IANA timezone such as Asia/Seoul") from None
     return str(value)
 
@@ -102,13 +102,18 @@ Instant = Annotated[
     BeforeValidator(_instant_in_context_zone),
     PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json"),
     WithJsonSchema(
-        {"type": "string", "description": "date or datetime; naive values are in the programme's timezone",
-         "examples": ["2026-01-15", "2026-01-15T00:00:00+09:00"]}
+        {
+            "type": "string",
+            "description": "date or datetime; naive values are in the programme's timezone",
+            "examples": ["2026-01-15", "2026-01-15T00:00:00+09:00"],
+        }
     ),
 ]
 
 Name = Annotated[str, StringConstraints(pattern=DNS1123_LABEL, max_length=63)]
 
-TimeZoneName = Annotated[str, BeforeValidator(_check_zone), WithJsonSchema({"type": "string", "examples": ["Asia/Seoul"]})]
+TimeZoneName = Annotated[
+    str, BeforeValidator(_check_zone), WithJsonSchema({"type": "string", "examples": ["Asia/Seoul"]})
+]
 
-UTC = timezone.utc
+UTC = UTC

@@ -102,14 +102,14 @@ def _build(loader: _Loader, node: yaml.Node, path: Path, doc: Document) -> Any:
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 key = str(key)
             key = key if isinstance(key, str) else str(key)
-            child = path + (key,)
+            child = (*path, key)
             if key in out:
                 raise DuplicateKey(key, key_node.start_mark.line + 1, child)
             doc.key_lines[child] = key_node.start_mark.line + 1
             out[key] = _build(loader, value_node, child, doc)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, path + (i,), doc) for i, item in enumerate(node.value)]
+        return [_build(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 

@@ -11,13 +11,13 @@ import random
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scheduler.sandbox import errors
-from scheduler.wire import timestamps
 from scheduler.sandbox.resources import ResourceType
 from scheduler.sandbox.selectors import label_key_error, label_value_error
+from scheduler.wire import timestamps
 
 Obj = dict[str, Any]
 Clock = Callable[[], datetime]
@@ -26,13 +26,12 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
 _ANNOTATIONS_MAX = 256 * 1024
-_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                "generation")
+_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 
 
 def utc_now(clock: Clock) -> datetime:
     now = clock()
-    return now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    return now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 def timestamp(clock: Clock) -> str:
@@ -48,19 +47,21 @@ def generate_uid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def check_type(rtype: ResourceType, obj: Any, kind: str | None = None,
-               api_version: str | None = None) -> Obj:
+def check_type(rtype: ResourceType, obj: Any, kind: str | None = None, api_version: str | None = None) -> Obj:
     """The body must be an object of this resource's kind (kind/apiVersion may be omitted)."""
     if not isinstance(obj, dict):
         raise errors.bad_request("the body of the request must be a JSON object")
     kind = kind or rtype.kind
     api_version = api_version or rtype.api_version
     if obj.get("kind") not in (None, "", kind):
-        raise errors.bad_request(f"the object provided is unrecognized (must be of type {kind}): "
-                                 f"kind {obj.get('kind')!r}")
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {kind}): kind {obj.get('kind')!r}"
+        )
     if obj.get("apiVersion") not in (None, "", api_version):
-        raise errors.bad_request(f"the API version in the data ({obj.get('apiVersion')}) does not "
-                                 f"match the expected API version ({api_version})")
+        raise errors.bad_request(
+            f"the API version in the data ({obj.get('apiVersion')}) does not "
+            f"match the expected API version ({api_version})"
+        )
     if not isinstance(obj.get("metadata", {}), dict):
         raise errors.bad_request("metadata must be an object")
     return obj
@@ -82,20 +83,20 @@ def _qos(spec: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-def prepare_create(rtype: ResourceType, obj: Obj, namespace: str | None,
-                   clock: Clock, rng: random.Random) -> Obj:
+def prepare_create(rtype: ResourceType, obj: Obj, namespace: str | None, clock: Clock, rng: random.Random) -> Obj:
     """A new object as it will be stored (without resourceVersion), before validation."""
     meta = dict(obj.get("metadata") or {})
     if rtype.namespaced:
         if meta.get("namespace") and namespace and meta["namespace"] != namespace:
-            raise errors.bad_request("the namespace of the provided object does not match the "
-                                     "namespace sent on the request")
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         meta["namespace"] = namespace or meta.get("namespace") or "default"
     else:
         meta.pop("namespace", None)
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = generate_name(meta["generateName"], rng)
-    for key in _SYSTEM_META + ("resourceVersion", "selfLink", "managedFields"):
+    for key in (*_SYSTEM_META, "resourceVersion", "selfLink", "managedFields"):
         meta.pop(key, None)
     meta["uid"] = generate_uid(rng)
     meta["creationTimestamp"] = timestamp(clock)
@@ -174,20 +175,28 @@ def validate(rtype: ResourceType, obj: Obj, creating: bool) -> None:
     name = meta.get("name") or ""
     causes: list[tuple[str, str, str]] = []
     if not name:
-        causes.append(("metadata.name", "FieldValueRequired",
-                       "Required value: name or generateName is required"))
+        causes.append(("metadata.name", "FieldValueRequired", "Required value: name or generateName is required"))
     else:
-        pattern, limit, what = ((_DNS_LABEL, 63, "RFC 1123 label") if rtype.kind == "Namespace"
-                                else (_DNS_SUBDOMAIN, 253, "RFC 1123 subdomain"))
+        pattern, limit, what = (
+            (_DNS_LABEL, 63, "RFC 1123 label")
+            if rtype.kind == "Namespace"
+            else (_DNS_SUBDOMAIN, 253, "RFC 1123 subdomain")
+        )
         if rtype.kind == "Event":
             if name in (".", "..") or "/" in name or "%" in name:
-                causes.append(("metadata.name", "FieldValueInvalid",
-                               f'Invalid value: "{name}": may not contain \'/\' or \'%\'"'))
+                causes.append(
+                    ("metadata.name", "FieldValueInvalid", f"Invalid value: \"{name}\": may not contain '/' or '%'\"")
+                )
         elif len(name) > limit or not pattern.match(name):
-            causes.append(("metadata.name", "FieldValueInvalid",
-                           f'Invalid value: "{name}": a lowercase {what} must consist of lower '
-                           f"case alphanumeric characters, '-' or '.', and must start and end "
-                           f"with an alphanumeric character"))
+            causes.append(
+                (
+                    "metadata.name",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{name}": a lowercase {what} must consist of lower '
+                    f"case alphanumeric characters, '-' or '.', and must start and end "
+                    f"with an alphanumeric character",
+                )
+            )
     labels = meta.get("labels") or {}
     if not isinstance(labels, dict):
         causes.append(("metadata.labels", "FieldValueInvalid", "Invalid value: must be a map"))
@@ -197,8 +206,9 @@ def validate(rtype: ResourceType, obj: Obj, creating: bool) -> None:
         if why:
             causes.append(("metadata.labels", "FieldValueInvalid", f'Invalid value: "{key}": {why}'))
         if not isinstance(value, str):
-            causes.append((f"metadata.labels[{key}]", "FieldValueInvalid",
-                           f"Invalid value: {value!r}: must be a string"))
+            causes.append(
+                (f"metadata.labels[{key}]", "FieldValueInvalid", f"Invalid value: {value!r}: must be a string")
+            )
             continue
         why = label_value_error(value)
         if why:
@@ -210,13 +220,15 @@ def validate(rtype: ResourceType, obj: Obj, creating: bool) -> None:
         if why:
             causes.append(("metadata.annotations", "FieldValueInvalid", f'Invalid value: "{key}": {why}'))
         if not isinstance(value, str):
-            causes.append((f"metadata.annotations[{key}]", "FieldValueInvalid",
-                           f"Invalid value: {value!r}: must be a string"))
+            causes.append(
+                (f"metadata.annotations[{key}]", "FieldValueInvalid", f"Invalid value: {value!r}: must be a string")
+            )
             continue
         size += len(key) + len(value.encode())
     if size > _ANNOTATIONS_MAX:
-        causes.append(("metadata.annotations", "FieldValueTooLong",
-                       f"Too long: must have at most {_ANNOTATIONS_MAX} bytes"))
+        causes.append(
+            ("metadata.annotations", "FieldValueTooLong", f"Too long: must have at most {_ANNOTATIONS_MAX} bytes")
+        )
     if rtype.kind == "Event":
         causes.extend(_event_causes(rtype, obj, creating))
     if causes:
@@ -235,41 +247,49 @@ def _event_causes(rtype: ResourceType, event: Obj, creating: bool) -> list[tuple
     if not event.get("eventTime"):
         if not involved_ns:
             if namespace not in ("", "default"):
-                causes.append((field_ns, "FieldValueInvalid",
-                               f'Invalid value: "{involved_ns}": does not match event.namespace'))
+                causes.append(
+                    (field_ns, "FieldValueInvalid", f'Invalid value: "{involved_ns}": does not match event.namespace')
+                )
         elif namespace != involved_ns:
-            causes.append((field_ns, "FieldValueInvalid",
-                           f'Invalid value: "{involved_ns}": does not match event.namespace'))
+            causes.append(
+                (field_ns, "FieldValueInvalid", f'Invalid value: "{involved_ns}": does not match event.namespace')
+            )
     else:
         if not involved_ns and namespace not in ("default", "kube-system"):
-            causes.append((field_ns, "FieldValueInvalid",
-                           f'Invalid value: "{involved_ns}": does not match event.namespace'))
+            causes.append(
+                (field_ns, "FieldValueInvalid", f'Invalid value: "{involved_ns}": does not match event.namespace')
+            )
         controller_field = "reportingController" if strict else "reportingComponent"
-        for fname, core_key, limit in ((controller_field, "reportingComponent", 0),
-                                       ("reportingInstance", "reportingInstance", 128),
-                                       ("action", "action", 128), ("reason", "reason", 128)):
+        for fname, core_key, limit in (
+            (controller_field, "reportingComponent", 0),
+            ("reportingInstance", "reportingInstance", 128),
+            ("action", "action", 128),
+            ("reason", "reason", 128),
+        ):
             value = event.get(core_key) or ""
             if not value:
                 causes.append((fname, "FieldValueRequired", "Required value"))
             elif limit and len(value) > limit:
-                causes.append((fname, "FieldValueInvalid",
-                               f"Invalid value: \"\": can have at most {limit} characters"))
+                causes.append((fname, "FieldValueInvalid", f'Invalid value: "": can have at most {limit} characters'))
         if len(event.get("message") or "") > 1024:
-            causes.append((rename("message", "note"), "FieldValueInvalid",
-                           "Invalid value: \"\": can have at most 1024 characters"))
+            causes.append(
+                (rename("message", "note"), "FieldValueInvalid", 'Invalid value: "": can have at most 1024 characters')
+            )
     if strict and creating:
         if not event.get("eventTime"):
             causes.append(("eventTime", "FieldValueRequired", "Required value"))
         if event.get("type") not in ("Normal", "Warning"):
-            causes.append(("type", "FieldValueInvalid",
-                           f"Invalid value: \"\": has invalid value: {event.get('type', '')}"))
-        for core_key, new_key in (("firstTimestamp", "deprecatedFirstTimestamp"),
-                                  ("lastTimestamp", "deprecatedLastTimestamp"),
-                                  ("count", "deprecatedCount")):
+            causes.append(
+                ("type", "FieldValueInvalid", f'Invalid value: "": has invalid value: {event.get("type", "")}')
+            )
+        for core_key, new_key in (
+            ("firstTimestamp", "deprecatedFirstTimestamp"),
+            ("lastTimestamp", "deprecatedLastTimestamp"),
+            ("count", "deprecatedCount"),
+        ):
             if event.get(core_key):
                 causes.append((new_key, "FieldValueInvalid", 'Invalid value: "": needs to be unset'))
         source = event.get("source") or {}
         if source.get("component") or source.get("host"):
-            causes.append(("deprecatedSource", "FieldValueInvalid",
-                           'Invalid value: "": needs to be unset'))
+            causes.append(("deprecatedSource", "FieldValueInvalid", 'Invalid value: "": needs to be unset'))
     return causes

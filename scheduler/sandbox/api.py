@@ -24,9 +24,14 @@ Handler = Callable[[Context, Target, Request], Response]
 
 _WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 _HANDLERS: dict[str, Handler] = {
-    "get": reads.get, "list": reads.list_, "watch": watch.watch,
-    "create": writes.create, "update": writes.update, "patch": writes.patch,
-    "delete": writes.delete, "deletecollection": writes.deletecollection,
+    "get": reads.get,
+    "list": reads.list_,
+    "watch": watch.watch,
+    "create": writes.create,
+    "update": writes.update,
+    "patch": writes.patch,
+    "delete": writes.delete,
+    "deletecollection": writes.deletecollection,
 }
 
 
@@ -44,8 +49,9 @@ def verb_of(method: str, target: Target, req: Request) -> str:
             raise errors.method_not_allowed()
         return verb
     if target.name is None:
-        verb = {"GET": "watch" if req.flag("watch") else "list", "POST": "create",
-                "DELETE": "deletecollection"}.get(method, "")
+        verb = {"GET": "watch" if req.flag("watch") else "list", "POST": "create", "DELETE": "deletecollection"}.get(
+            method, ""
+        )
     else:
         verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "")
     if verb not in rtype.verbs:
@@ -56,8 +62,7 @@ def verb_of(method: str, target: Target, req: Request) -> str:
 
 
 class Api:
-    def __init__(self, ctx: Context, token: str | None, aggregated_discovery: bool,
-                 address: Callable[[], str]) -> None:
+    def __init__(self, ctx: Context, token: str | None, aggregated_discovery: bool, address: Callable[[], str]) -> None:
         self.ctx = ctx
         self.token = token
         self.aggregated_discovery = aggregated_discovery
@@ -77,9 +82,18 @@ class Api:
                 resp = self._resource(verb, resource, where, req)
         except ApiError as e:
             resp = error_response(e)
-        self.ctx.log.append(RequestRecord(
-            req.method, req.path, "&".join(f"{k}={v}" for k, v in req.query.items()),
-            req.header("Accept"), req.header("Content-Type"), resp.status, verb, resource))
+        self.ctx.log.append(
+            RequestRecord(
+                req.method,
+                req.path,
+                "&".join(f"{k}={v}" for k, v in req.query.items()),
+                req.header("Accept"),
+                req.header("Content-Type"),
+                resp.status,
+                verb,
+                resource,
+            )
+        )
         return resp
 
     def _resource(self, verb: str, resource: str, target: Target, req: Request) -> Response:
@@ -112,9 +126,11 @@ class Api:
                 return errors.already_exists(rtype.group, rtype.plural, name or "injected")
             return errors.conflict(rtype.group, rtype.plural, name)
         if fault.status == 410:
-            return errors.expired("The provided continue parameter is too old to display a "
-                                  "consistent list result. You can start a new list without the "
-                                  "continue parameter.")
+            return errors.expired(
+                "The provided continue parameter is too old to display a "
+                "consistent list result. You can start a new list without the "
+                "continue parameter."
+            )
         if fault.status == 429:
             return writes.too_many_requests_for(resource, fault.retry_after)
         return errors.internal(f"injected fault on {verb} {resource}")
@@ -131,8 +147,11 @@ class Api:
         if where.what in ("api", "apis"):
             how = negotiate(req.header("Accept"), allow_discovery=self.aggregated_discovery)
             if how.form == "discovery":
-                return json_response(200, discovery.aggregated(where.what == "api", how.version),
-                                     discovery.AGGREGATED_MEDIA.format(version=how.version))
+                return json_response(
+                    200,
+                    discovery.aggregated(where.what == "api", how.version),
+                    discovery.AGGREGATED_MEDIA.format(version=how.version),
+                )
             if where.what == "api":
                 return json_response(200, discovery.api_versions(self.address()))
             return json_response(200, discovery.api_group_list())

@@ -13,11 +13,19 @@ from scheduler.sandbox.resources import ResourceType
 Obj = dict[str, Any]
 
 KUBERNETES_VERSION = {
-    "major": "1", "minor": "35", "emulationMajor": "1", "emulationMinor": "35",
-    "minCompatibilityMajor": "1", "minCompatibilityMinor": "34",
-    "gitVersion": "v1.35.0-sandbox", "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean", "buildDate": "2025-12-17T00:00:00Z", "goVersion": "go1.25.5",
-    "compiler": "gc", "platform": "linux/amd64",
+    "major": "1",
+    "minor": "35",
+    "emulationMajor": "1",
+    "emulationMinor": "35",
+    "minCompatibilityMajor": "1",
+    "minCompatibilityMinor": "34",
+    "gitVersion": "v1.35.0-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2025-12-17T00:00:00Z",
+    "goVersion": "go1.25.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
 }
 
 AGGREGATED_MEDIA = "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
@@ -29,8 +37,11 @@ def version() -> Obj:
 
 
 def api_versions(server_address: str) -> Obj:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    }
 
 
 def _group(name: str, versions: list[str]) -> Obj:
@@ -51,16 +62,26 @@ def api_group(name: str) -> Obj | None:
 
 
 def _resource_entries(r: ResourceType) -> list[Obj]:
-    main: Obj = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                 "kind": r.kind, "verbs": list(r.verbs)}
+    main: Obj = {
+        "name": r.plural,
+        "singularName": r.singular,
+        "namespaced": r.namespaced,
+        "kind": r.kind,
+        "verbs": list(r.verbs),
+    }
     if r.short_names:
         main["shortNames"] = list(r.short_names)
     if r.categories:
         main["categories"] = list(r.categories)
     out = [main]
     for sub in r.subresources:
-        entry: Obj = {"name": f"{r.plural}/{sub.name}", "singularName": "",
-                      "namespaced": r.namespaced, "kind": sub.kind, "verbs": list(sub.verbs)}
+        entry: Obj = {
+            "name": f"{r.plural}/{sub.name}",
+            "singularName": "",
+            "namespaced": r.namespaced,
+            "kind": sub.kind,
+            "verbs": list(sub.verbs),
+        }
         if sub.group != r.group or sub.version != r.version:
             entry["group"], entry["version"] = sub.group, sub.version
         out.append(entry)
@@ -90,9 +111,11 @@ def _aggregated_resource(r: ResourceType) -> Obj:
         entry["categories"] = list(r.categories)
     if r.subresources:
         entry["subresources"] = [
-            {"subresource": s.name,
-             "responseKind": {"group": s.group, "version": s.version, "kind": s.kind},
-             "verbs": list(s.verbs)}
+            {
+                "subresource": s.name,
+                "responseKind": {"group": s.group, "version": s.version, "kind": s.kind},
+                "verbs": list(s.verbs),
+            }
             for s in r.subresources
         ]
     return entry
@@ -104,12 +127,22 @@ def aggregated(legacy: bool, media_version: str = "v2") -> Obj:
     for group, versions in resources.group_versions().items():
         if (group == "") != legacy:
             continue
-        items.append({
-            "metadata": {"name": group} if group else {},
-            "versions": [{"version": v,
-                          "resources": [_aggregated_resource(r)
-                                        for r in resources.in_group_version(group, v)],
-                          "freshness": "Current"} for v in versions],
-        })
-    return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{media_version}",
-            "metadata": {}, "items": items}
+        items.append(
+            {
+                "metadata": {"name": group} if group else {},
+                "versions": [
+                    {
+                        "version": v,
+                        "resources": [_aggregated_resource(r) for r in resources.in_group_version(group, v)],
+                        "freshness": "Current",
+                    }
+                    for v in versions
+                ],
+            }
+        )
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": f"apidiscovery.k8s.io/{media_version}",
+        "metadata": {},
+        "items": items,
+    }

@@ -58,8 +58,9 @@ def _qualified(group: str, resource: str) -> str:
 
 
 def not_found(group: str, resource: str, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{_qualified(group, resource)} "{name}" not found',
-                    _details(group, resource, name))
+    return ApiError(
+        404, "NotFound", f'{_qualified(group, resource)} "{name}" not found', _details(group, resource, name)
+    )
 
 
 def path_not_found() -> ApiError:
@@ -67,16 +68,23 @@ def path_not_found() -> ApiError:
 
 
 def already_exists(group: str, resource: str, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{_qualified(group, resource)} "{name}" already exists',
-                    _details(group, resource, name))
+    return ApiError(
+        409, "AlreadyExists", f'{_qualified(group, resource)} "{name}" already exists', _details(group, resource, name)
+    )
 
 
-def conflict(group: str, resource: str, name: str,
-             why: str = "the object has been modified; please apply your changes to the latest "
-                        "version and try again") -> ApiError:
-    return ApiError(409, "Conflict",
-                    f'Operation cannot be fulfilled on {_qualified(group, resource)} "{name}": {why}',
-                    _details(group, resource, name))
+def conflict(
+    group: str,
+    resource: str,
+    name: str,
+    why: str = "the object has been modified; please apply your changes to the latest version and try again",
+) -> ApiError:
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {_qualified(group, resource)} "{name}": {why}',
+        _details(group, resource, name),
+    )
 
 
 def invalid(group: str, kind: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
@@ -100,29 +108,35 @@ def bad_request(message: str) -> ApiError:
 
 
 def method_not_allowed() -> ApiError:
-    return ApiError(405, "MethodNotAllowed",
-                    "the server does not allow this method on the requested resource", {})
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {})
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - accepted media types "
-                    f"include: application/json-patch+json, application/merge-patch+json, "
-                    f"application/strategic-merge-patch+json (got {content_type!r})", {})
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types "
+        f"include: application/json-patch+json, application/merge-patch+json, "
+        f"application/strategic-merge-patch+json (got {content_type!r})",
+        {},
+    )
 
 
 def not_acceptable(accept: str) -> ApiError:
-    return ApiError(406, "NotAcceptable",
-                    f"only the following media types are accepted: application/json "
-                    f"(got {accept!r})", {})
+    return ApiError(
+        406, "NotAcceptable", f"only the following media types are accepted: application/json (got {accept!r})", {}
+    )
 
 
 def unauthorized() -> ApiError:
     return ApiError(401, "Unauthorized", "Unauthorized")
 
 
-def too_many_requests(retry_after: int, message: str = "Too many requests, please try again later.",
-                      causes: list[dict[str, str]] | None = None) -> ApiError:
+def too_many_requests(
+    retry_after: int,
+    message: str = "Too many requests, please try again later.",
+    causes: list[dict[str, str]] | None = None,
+) -> ApiError:
     details: dict[str, Any] = {"retryAfterSeconds": retry_after}
     if causes:
         details["causes"] = causes
@@ -130,8 +144,7 @@ def too_many_requests(retry_after: int, message: str = "Too many requests, pleas
 
 
 def internal(message: str) -> ApiError:
-    return ApiError(500, "InternalError", f"Internal error occurred: {message}",
-                    {"causes": [{"message": message}]})
+    return ApiError(500, "InternalError", f"Internal error occurred: {message}", {"causes": [{"message": message}]})
 
 
 def expired(message: str) -> ApiError:
@@ -143,5 +156,6 @@ def too_old(requested: int, oldest: int) -> ApiError:
 
 
 def forbidden(group: str, resource: str, name: str, why: str) -> ApiError:
-    return ApiError(403, "Forbidden", f'{_qualified(group, resource)} "{name}" is forbidden: {why}',
-                    _details(group, resource, name))
+    return ApiError(
+        403, "Forbidden", f'{_qualified(group, resource)} "{name}" is forbidden: {why}', _details(group, resource, name)
+    )

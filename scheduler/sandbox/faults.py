@@ -29,8 +29,8 @@ FAULT_STATUSES = (409, 410, 429, 500)
 @dataclass(frozen=True)
 class Fault:
     status: int | None = None  # 409, 410, 429, 500; None: a normal answer (after `delay`)
-    delay: float = 0.0         # seconds to wait before answering
-    retry_after: int = 1       # the Retry-After header of a 429
+    delay: float = 0.0  # seconds to wait before answering
+    retry_after: int = 1  # the Retry-After header of a 429
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in FAULT_STATUSES:
@@ -58,14 +58,24 @@ def as_fault(value: FaultLike | Mapping[str, Any]) -> Fault | None:
     if isinstance(value, int):
         return Fault(status=value)
     if isinstance(value, Mapping):
-        return Fault(status=value.get("status"), delay=float(value.get("delay", 0.0)),
-                     retry_after=int(value.get("retry_after", 1)))
+        return Fault(
+            status=value.get("status"),
+            delay=float(value.get("delay", 0.0)),
+            retry_after=int(value.get("retry_after", 1)),
+        )
     raise ValueError(f"not a fault: {value!r} (use an HTTP status, Fault(...) or None)")
 
 
 class FaultRule:
-    def __init__(self, verb: str, resource: str, sequence: Sequence[FaultLike] | None,
-                 fraction: float | None, fault: FaultLike, rng: random.Random) -> None:
+    def __init__(
+        self,
+        verb: str,
+        resource: str,
+        sequence: Sequence[FaultLike] | None,
+        fraction: float | None,
+        fault: FaultLike,
+        rng: random.Random,
+    ) -> None:
         if (sequence is None) == (fraction is None):
             raise ValueError("give either sequence=[...] or fraction=... (with fault=...)")
         if fraction is not None and not 0.0 <= fraction <= 1.0:
@@ -100,9 +110,15 @@ class Faults:
         self._lock = threading.Lock()
         self.counts: Counter[tuple[str, str, str]] = Counter()
 
-    def add(self, *, verb: str = "*", resource: str = "*",
-            sequence: Sequence[FaultLike] | None = None, fraction: float | None = None,
-            fault: FaultLike = None) -> FaultRule:
+    def add(
+        self,
+        *,
+        verb: str = "*",
+        resource: str = "*",
+        sequence: Sequence[FaultLike] | None = None,
+        fraction: float | None = None,
+        fault: FaultLike = None,
+    ) -> FaultRule:
         rule = FaultRule(verb, resource, sequence, fraction, fault, self._rng)
         with self._lock:
             self._rules.append(rule)
@@ -127,14 +143,15 @@ class Faults:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def injected(self, kind: str | int | None = None, verb: str | None = None,
-                 resource: str | None = None) -> int:
+    def injected(self, kind: str | int | None = None, verb: str | None = None, resource: str | None = None) -> int:
         """How many faults were injected, optionally of one kind ("429", 429, "slow"), verb or
         resource."""
         want = None if kind is None else str(kind)
-        return sum(n for (v, r, k), n in self.counts.items()
-                   if (want is None or k == want) and (verb is None or v == verb)
-                   and (resource is None or r == resource))
+        return sum(
+            n
+            for (v, r, k), n in self.counts.items()
+            if (want is None or k == want) and (verb is None or v == verb) and (resource is None or r == resource)
+        )
 
     @classmethod
     def from_spec(cls, rules: Iterable[Mapping[str, Any]], seed: int = 0) -> Faults:
@@ -147,7 +164,11 @@ class Faults:
             if unknown:
                 raise ValueError(f"unknown fault rule keys: {sorted(unknown)}")
             seq = spec.get("sequence")
-            faults.add(verb=spec.get("verb", "*"), resource=spec.get("resource", "*"),
-                       sequence=[as_fault(f) for f in seq] if seq is not None else None,
-                       fraction=spec.get("fraction"), fault=as_fault(spec.get("fault")))
+            faults.add(
+                verb=spec.get("verb", "*"),
+                resource=spec.get("resource", "*"),
+                sequence=[as_fault(f) for f in seq] if seq is not None else None,
+                fraction=spec.get("fraction"),
+                fault=as_fault(spec.get("fault")),
+            )
         return faults

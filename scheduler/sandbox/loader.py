@@ -39,8 +39,9 @@ def _type_of(item: Obj, list_kind: str, list_api_version: str) -> ResourceType:
     api_version = item.get("apiVersion") or list_api_version
     rtype = resources.for_kind(api_version, kind)
     if rtype is None:
-        raise ValueError(f"cannot load {api_version} {kind} "
-                         f"{(item.get('metadata') or {}).get('name', '')!r}: not a served kind")
+        raise ValueError(
+            f"cannot load {api_version} {kind} {(item.get('metadata') or {}).get('name', '')!r}: not a served kind"
+        )
     return rtype
 
 

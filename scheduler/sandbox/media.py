@@ -44,8 +44,8 @@ def parse_accept(header: str | None) -> list[MediaType]:
 
 @dataclass(frozen=True)
 class Negotiated:
-    form: str            # "object", "table", "metadata", "discovery"
-    version: str = ""    # meta.k8s.io or apidiscovery.k8s.io version
+    form: str  # "object", "table", "metadata", "discovery"
+    version: str = ""  # meta.k8s.io or apidiscovery.k8s.io version
 
 
 OBJECT = Negotiated("object")
@@ -64,10 +64,17 @@ def negotiate(header: str | None, allow_table: bool = False, allow_discovery: bo
         version = mt.params.get("v", "")
         if allow_table and mt.is_as("Table", "meta.k8s.io") and version in ("v1", "v1beta1"):
             return Negotiated("table", version)
-        if allow_table and mt.params.get("g") == "meta.k8s.io" and version in ("v1", "v1beta1") \
-                and as_ in ("PartialObjectMetadata", "PartialObjectMetadataList"):
+        if (
+            allow_table
+            and mt.params.get("g") == "meta.k8s.io"
+            and version in ("v1", "v1beta1")
+            and as_ in ("PartialObjectMetadata", "PartialObjectMetadataList")
+        ):
             return Negotiated("metadata", version)
-        if allow_discovery and mt.is_as("APIGroupDiscoveryList", "apidiscovery.k8s.io") \
-                and version in ("v2", "v2beta1"):
+        if (
+            allow_discovery
+            and mt.is_as("APIGroupDiscoveryList", "apidiscovery.k8s.io")
+            and version in ("v2", "v2beta1")
+        ):
             return Negotiated("discovery", version)
     raise not_acceptable(header or "")

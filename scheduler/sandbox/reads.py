@@ -33,10 +33,14 @@ def include_object(req: Request) -> str:
 def request_filter(target: Target, req: Request) -> Filter:
     fields = parse_field_selector(req.query.get("fieldSelector"), target.rtype)
     if target.name:  # a legacy /watch/.../NAME path watches one object
-        fields = FieldSelector(fields.terms + parse_field_selector(
-            "metadata.name=" + escape_field_value(target.name), target.rtype).terms)
-    return Filter(target.namespace if target.rtype.namespaced else None,
-                  parse_label_selector(req.query.get("labelSelector")), fields)
+        fields = FieldSelector(
+            fields.terms + parse_field_selector("metadata.name=" + escape_field_value(target.name), target.rtype).terms
+        )
+    return Filter(
+        target.namespace if target.rtype.namespaced else None,
+        parse_label_selector(req.query.get("labelSelector")),
+        fields,
+    )
 
 
 def get(ctx: Context, target: Target, req: Request) -> Response:

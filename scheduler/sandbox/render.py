@@ -43,8 +43,7 @@ def item_bytes(rtype: ResourceType, stored: Stored) -> bytes:
 
 def _metadata_object(rtype: ResourceType, stored: Stored) -> Obj:
     # stored.obj is never mutated, so encoding straight from it is safe and saves a copy
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-            "metadata": stored.obj.get("metadata", {})}
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": stored.obj.get("metadata", {})}
 
 
 def list_meta(rv: int, cont: str | None, remaining: int | None) -> Obj:
@@ -63,16 +62,29 @@ def list_bytes(rtype: ResourceType, items: Sequence[Stored], meta: Obj) -> bytes
 
 def metadata_list_bytes(rtype: ResourceType, items: Sequence[Stored], meta: Obj, version: str) -> bytes:
     api_version = f"meta.k8s.io/{version}"
-    return encode({"kind": "PartialObjectMetadataList", "apiVersion": api_version, "metadata": meta,
-                   "items": [{**_metadata_object(rtype, s), "apiVersion": api_version} for s in items]})
+    return encode(
+        {
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": api_version,
+            "metadata": meta,
+            "items": [{**_metadata_object(rtype, s), "apiVersion": api_version} for s in items],
+        }
+    )
 
 
-def table_obj(rtype: ResourceType, items: Sequence[Stored], meta: Obj, now: datetime,
-              include: str, version: str, with_columns: bool = True) -> Obj:
-    pairs = [(s.obj, served(rtype, s) if include == "Object" else {"metadata": s.obj.get("metadata", {})})
-             for s in items]
-    return tables.table(rtype.kind, pairs, now, include, meta, with_columns,
-                        api_version=f"meta.k8s.io/{version}")
+def table_obj(
+    rtype: ResourceType,
+    items: Sequence[Stored],
+    meta: Obj,
+    now: datetime,
+    include: str,
+    version: str,
+    with_columns: bool = True,
+) -> Obj:
+    pairs = [
+        (s.obj, served(rtype, s) if include == "Object" else {"metadata": s.obj.get("metadata", {})}) for s in items
+    ]
+    return tables.table(rtype.kind, pairs, now, include, meta, with_columns, api_version=f"meta.k8s.io/{version}")
 
 
 def one(rtype: ResourceType, stored: Stored, how: Negotiated, now: datetime, include: str) -> bytes:
@@ -87,8 +99,9 @@ def one(rtype: ResourceType, stored: Stored, how: Negotiated, now: datetime, inc
     return object_bytes(rtype, stored)
 
 
-def many(rtype: ResourceType, items: Sequence[Stored], meta: Obj, how: Negotiated, now: datetime,
-         include: str) -> bytes:
+def many(
+    rtype: ResourceType, items: Sequence[Stored], meta: Obj, how: Negotiated, now: datetime, include: str
+) -> bytes:
     if how.form == "table":
         return encode(table_obj(rtype, items, meta, now, include, how.version))
     if how.form == "metadata":

@@ -39,6 +39,7 @@ def _path(*keys: str, default: str = "") -> Callable[[Obj], str]:
         if isinstance(value, bool):
             return "true" if value else "false"
         return str(value)
+
     return get
 
 
@@ -112,54 +113,113 @@ class ResourceType:
 
 
 _EVENT_FIELDS = _fields(
-    "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-    "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
-    "involvedObject.fieldPath", "reason", "reportingComponent", "type",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "type",
 )
 _EVENT_FIELDS["source"] = _path("source", "component")
 
 NODES = ResourceType(
-    "", "v1", "nodes", "node", "Node", False, ("no",),
+    "",
+    "v1",
+    "nodes",
+    "node",
+    "Node",
+    False,
+    ("no",),
     subresources=(Subresource("status", "Node", STATUS_VERBS),),
     field_labels=_fields("spec.unschedulable"),
 )
 NAMESPACES = ResourceType(
-    "", "v1", "namespaces", "namespace", "Namespace", False, ("ns",),
+    "",
+    "v1",
+    "namespaces",
+    "namespace",
+    "Namespace",
+    False,
+    ("ns",),
     verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     subresources=(Subresource("status", "Namespace", STATUS_VERBS),),
     field_labels=_fields("status.phase"),
 )
 RESOURCE_QUOTAS = ResourceType(
-    "", "v1", "resourcequotas", "resourcequota", "ResourceQuota", True, ("quota",),
+    "",
+    "v1",
+    "resourcequotas",
+    "resourcequota",
+    "ResourceQuota",
+    True,
+    ("quota",),
     subresources=(Subresource("status", "ResourceQuota", STATUS_VERBS),),
     delete_returns_object=True,
 )
 PODS = ResourceType(
-    "", "v1", "pods", "pod", "Pod", True, ("po",),
+    "",
+    "v1",
+    "pods",
+    "pod",
+    "Pod",
+    True,
+    ("po",),
     subresources=(
         Subresource("eviction", "Eviction", ("create",), group="policy", version="v1"),
         Subresource("status", "Pod", STATUS_VERBS),
     ),
     categories=("all",),
     field_labels=_fields(
-        "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-        "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
     ),
     delete_returns_object=True,
 )
 EVENTS = ResourceType(
-    "", "v1", "events", "event", "Event", True, ("ev",),
-    field_labels=_EVENT_FIELDS, create_on_update=True,
+    "",
+    "v1",
+    "events",
+    "event",
+    "Event",
+    True,
+    ("ev",),
+    field_labels=_EVENT_FIELDS,
+    create_on_update=True,
 )
 EVENTS_V1 = ResourceType(
-    "events.k8s.io", "v1", "events", "event", "Event", True, ("ev",),
-    storage="events", field_labels=_EVENT_FIELDS,
+    "events.k8s.io",
+    "v1",
+    "events",
+    "event",
+    "Event",
+    True,
+    ("ev",),
+    storage="events",
+    field_labels=_EVENT_FIELDS,
     field_label_alias=conversion.events_field_label,
-    to_storage=conversion.events_to_core, from_storage=conversion.core_to_events,
-    create_on_update=True, stored_as=conversion.CORE_API_VERSION,
+    to_storage=conversion.events_to_core,
+    from_storage=conversion.core_to_events,
+    create_on_update=True,
+    stored_as=conversion.CORE_API_VERSION,
 )
 LEASES = ResourceType(
-    "coordination.k8s.io", "v1", "leases", "lease", "Lease", True, create_on_update=True,
+    "coordination.k8s.io",
+    "v1",
+    "leases",
+    "lease",
+    "Lease",
+    True,
+    create_on_update=True,
 )
 
 ALL: tuple[ResourceType, ...] = (NODES, NAMESPACES, RESOURCE_QUOTAS, PODS, EVENTS, EVENTS_V1, LEASES)

@@ -59,8 +59,11 @@ def route(path: str) -> Discovery | Target:
     if rest[0] == "watch":
         watch, rest = True, rest[1:]
     namespace = None
-    if len(rest) >= 3 and rest[0] == "namespaces" and not (
-            group == "" and len(rest) == 3 and rest[2] in _NAMESPACE_SUBRESOURCES):
+    if (
+        len(rest) >= 3
+        and rest[0] == "namespaces"
+        and not (group == "" and len(rest) == 3 and rest[2] in _NAMESPACE_SUBRESOURCES)
+    ):
         namespace, rest = rest[1], rest[2:]
     plural = rest[0] if rest else ""
     rtype = resources.lookup(group, version, plural)

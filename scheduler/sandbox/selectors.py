@@ -27,15 +27,19 @@ def label_key_error(key: str) -> str | None:
     if slash and not prefix:
         return "prefix part must be non-empty"
     if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
-        return "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric " \
-               "characters, '-' or '.', and must start and end with an alphanumeric character"
+        return (
+            "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+            "characters, '-' or '.', and must start and end with an alphanumeric character"
+        )
     if not name:
         return "name part must be non-empty"
     if len(name) > 63:
         return "name part must be no more than 63 characters"
     if not _NAME.match(name):
-        return "name part must consist of alphanumeric characters, '-', '_' or '.', and must " \
-               "start and end with an alphanumeric character"
+        return (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must "
+            "start and end with an alphanumeric character"
+        )
     return None
 
 
@@ -43,8 +47,10 @@ def label_value_error(value: str) -> str | None:
     if len(value) > 63:
         return "must be no more than 63 characters"
     if not _VALUE.match(value):
-        return "a valid label must be an empty string or consist of alphanumeric characters, " \
-               "'-', '_' or '.', and must start and end with an alphanumeric character"
+        return (
+            "a valid label must be an empty string or consist of alphanumeric characters, "
+            "'-', '_' or '.', and must start and end with an alphanumeric character"
+        )
     return None
 
 
@@ -232,7 +238,7 @@ def _split_unescaped(text: str, sep: str) -> list[str]:
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
-            cur.append(text[i:i + 2])
+            cur.append(text[i : i + 2])
             i += 2
             continue
         if ch == sep:
@@ -280,7 +286,7 @@ def parse_field_selector(text: str | None, rtype: ResourceType) -> FieldSelector
         label, op, raw = m.group(1).strip(), m.group(2), m.group(3)
         getter = rtype.field_getter(label)
         if getter is None:
-            raise bad_request(f'field label not supported: {label}')
+            raise bad_request(f"field label not supported: {label}")
         terms.append(FieldTerm(getter, _unescape(raw), op == "!="))
     return FieldSelector(tuple(terms))
 

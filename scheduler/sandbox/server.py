@@ -1,10 +1,10 @@
 """`SandboxServer`: the sandbox API server's lifecycle and its in-process handles for tests.
 
-    server = SandboxServer(port=0).start()
-    server.load_list(Path("cluster.json").read_bytes())
-    server.write_kubeconfig(tmp / "kubeconfig")
-    ...
-    server.stop()
+server = SandboxServer(port=0).start()
+server.load_list(Path("cluster.json").read_bytes())
+server.write_kubeconfig(tmp / "kubeconfig")
+...
+server.stop()
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,11 @@ BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system"
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def resource_type(resource: str, group: str | None = None) -> ResourceType:
-    """"nodes", "leases", "events" (core/v1 unless group="events.k8s.io")."""
+    """ "nodes", "leases", "events" (core/v1 unless group="events.k8s.io")."""
     plural = resource.split("/", 1)[0]
     matches = [r for r in resources.ALL if r.plural == plural and (group is None or r.group == group)]
     if not matches:
@@ -45,27 +45,54 @@ def resource_type(resource: str, group: str | None = None) -> ResourceType:
 
 
 class SandboxServer:
-    def __init__(self, port: int = 0, faults: Faults | None = None, *, host: str = "127.0.0.1",
-                 token: str | None = None, clock: Callable[[], datetime] | None = None,
-                 seed: int = 0, history_limit: int = 10_000, aggregated_discovery: bool = True,
-                 bookmark_interval: float = 60.0, builtin_namespaces: bool = True) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        faults: Faults | None = None,
+        *,
+        host: str = "127.0.0.1",
+        token: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        seed: int = 0,
+        history_limit: int = 10_000,
+        aggregated_discovery: bool = True,
+        bookmark_interval: float = 60.0,
+        builtin_namespaces: bool = True,
+    ) -> None:
         self.host = host
         self.token = token
         self.store = Store(history_limit)
         self.faults = faults if faults is not None else Faults(seed)
         self._stopping = threading.Event()
-        self.ctx = Context(self.store, self.faults, clock or _utcnow, random.Random(seed),
-                           self._stopping, bookmark_interval=bookmark_interval)
+        self.ctx = Context(
+            self.store,
+            self.faults,
+            clock or _utcnow,
+            random.Random(seed),
+            self._stopping,
+            bookmark_interval=bookmark_interval,
+        )
         self._requested_port = port
         self._aggregated = aggregated_discovery
         self._http: HttpServer | None = None
         self._thread: threading.Thread | None = None
         if builtin_namespaces:
-            self.load_list({"kind": "List", "apiVersion": "v1", "items": [
-                {"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}},
-                 "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
-                for n in BUILTIN_NAMESPACES]})
+            self.load_list(
+                {
+                    "kind": "List",
+                    "apiVersion": "v1",
+                    "items": [
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Namespace",
+                            "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}},
+                            "spec": {"finalizers": ["kubernetes"]},
+                            "status": {"phase": "Active"},
+                        }
+                        for n in BUILTIN_NAMESPACES
+                    ],
+                }
+            )
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> SandboxServer:
@@ -73,8 +100,12 @@ class SandboxServer:
             return self
         api = Api(self.ctx, self.token, self._aggregated, lambda: f"{self.host}:{self.port}")
         self._http = HttpServer((self.host, self._requested_port), api)
-        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.5},
-                                        name=f"sandbox-apiserver:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.5},
+            name=f"sandbox-apiserver:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -127,24 +158,26 @@ class SandboxServer:
         meta = obj.get("metadata") or {}
         rtype = resources.for_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
         assert rtype is not None
-        found = self.get(rtype.plural, meta["name"], meta.get("namespace", "default")
-                         if rtype.namespaced else None, rtype.group)
+        found = self.get(
+            rtype.plural, meta["name"], meta.get("namespace", "default") if rtype.namespaced else None, rtype.group
+        )
         assert found is not None
         return found
 
-    def get(self, resource: str, name: str, namespace: str | None = None,
-            group: str | None = None) -> dict[str, Any] | None:
+    def get(
+        self, resource: str, name: str, namespace: str | None = None, group: str | None = None
+    ) -> dict[str, Any] | None:
         rtype = resource_type(resource, group)
         stored = self.store.get(rtype.store_key, (namespace or "" if rtype.namespaced else "", name))
         return render.served(rtype, stored) if stored else None
 
-    def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
-             group: str | None = None) -> builtins.list[dict[str, Any]]:
+    def list(
+        self, resource: str, namespace: str | None = None, label_selector: str | None = None, group: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
         rtype = resource_type(resource, group)
         selector = parse_label_selector(label_selector)
         _, items = self.store.list(rtype.store_key, namespace if rtype.namespaced else None)
-        return [render.served(rtype, s) for s in items
-                if selector.matches((s.obj.get("metadata") or {}).get("labels"))]
+        return [render.served(rtype, s) for s in items if selector.matches((s.obj.get("metadata") or {}).get("labels"))]
 
     def count(self, resource: str, group: str | None = None) -> int:
         return self.store.count(resource_type(resource, group).store_key)
@@ -181,8 +214,7 @@ class SandboxServer:
         """Block until the next write to the store (or `timeout`); returns the resourceVersion."""
         return self.store.wait_for_change(timeout)
 
-    def wait_for_watchers(self, count: int = 1, resource: str | None = None,
-                          timeout: float = 5.0) -> bool:
+    def wait_for_watchers(self, count: int = 1, resource: str | None = None, timeout: float = 5.0) -> bool:
         """Block until at least `count` watches are open (on `resource`, or in all)."""
         storage = resource_type(resource).store_key if resource else None
         return self.store.wait_for_watchers(count, storage, timeout)

@@ -35,37 +35,44 @@ class MergeList:
 EMPTY = Schema()
 
 _META = Schema({"finalizers": MergeList(None), "ownerReferences": MergeList("uid")})
-_CONTAINER = Schema({
-    "ports": MergeList("containerPort"),
-    "env": MergeList("name"),
-    "volumeMounts": MergeList("mountPath"),
-    "volumeDevices": MergeList("devicePath"),
-})
-_POD_SPEC = Schema({
-    "containers": MergeList("name", _CONTAINER),
-    "initContainers": MergeList("name", _CONTAINER),
-    "ephemeralContainers": MergeList("name", _CONTAINER),
-    "volumes": MergeList("name"),
-    "imagePullSecrets": MergeList("name"),
-    "hostAliases": MergeList("ip"),
-    "topologySpreadConstraints": MergeList("topologyKey"),
-    "resourceClaims": MergeList("name"),
-    "schedulingGates": MergeList("name"),
-})
+_CONTAINER = Schema(
+    {
+        "ports": MergeList("containerPort"),
+        "env": MergeList("name"),
+        "volumeMounts": MergeList("mountPath"),
+        "volumeDevices": MergeList("devicePath"),
+    }
+)
+_POD_SPEC = Schema(
+    {
+        "containers": MergeList("name", _CONTAINER),
+        "initContainers": MergeList("name", _CONTAINER),
+        "ephemeralContainers": MergeList("name", _CONTAINER),
+        "volumes": MergeList("name"),
+        "imagePullSecrets": MergeList("name"),
+        "hostAliases": MergeList("ip"),
+        "topologySpreadConstraints": MergeList("topologyKey"),
+        "resourceClaims": MergeList("name"),
+        "schedulingGates": MergeList("name"),
+    }
+)
 _CONDITIONS = MergeList("type")
 
 SCHEMAS: dict[str, Schema] = {
-    "Node": Schema({
-        "metadata": _META,
-        "spec": Schema({"podCIDRs": MergeList(None)}),  # spec.taints: no strategy -> replaced
-        "status": Schema({"conditions": _CONDITIONS, "addresses": MergeList("type")}),
-    }),
-    "Pod": Schema({
-        "metadata": _META,
-        "spec": _POD_SPEC,
-        "status": Schema({"conditions": _CONDITIONS, "podIPs": MergeList("ip"),
-                          "hostIPs": MergeList("ip")}),
-    }),
+    "Node": Schema(
+        {
+            "metadata": _META,
+            "spec": Schema({"podCIDRs": MergeList(None)}),  # spec.taints: no strategy -> replaced
+            "status": Schema({"conditions": _CONDITIONS, "addresses": MergeList("type")}),
+        }
+    ),
+    "Pod": Schema(
+        {
+            "metadata": _META,
+            "spec": _POD_SPEC,
+            "status": Schema({"conditions": _CONDITIONS, "podIPs": MergeList("ip"), "hostIPs": MergeList("ip")}),
+        }
+    ),
     "Namespace": Schema({"metadata": _META, "status": Schema({"conditions": _CONDITIONS})}),
 }
 
@@ -103,10 +110,10 @@ def _merge_map(original: Any, patch: dict[str, Any], schema: Schema) -> Any:
         if key in ("$patch", "$retainKeys"):
             continue
         if key.startswith(_SET_ORDER):
-            orders[key[len(_SET_ORDER):]] = value
+            orders[key[len(_SET_ORDER) :]] = value
             continue
         if key.startswith(_DELETE_PRIMITIVES):
-            name = key[len(_DELETE_PRIMITIVES):]
+            name = key[len(_DELETE_PRIMITIVES) :]
             if not isinstance(value, list):
                 raise bad_request(f"invalid patch: {key} must be a list")
             if isinstance(result.get(name), list):
@@ -160,8 +167,7 @@ def _merge_list(original: Any, patch: list[Any], spec: MergeList) -> list[Any]:
             raise bad_request(f"invalid patch: list item {item!r} is not a map with merge key {spec.key}")
         if spec.key not in item:
             raise bad_request(f"map: {item} does not contain declared merge key: {spec.key}")
-        at = next((i for i, v in enumerate(out)
-                   if isinstance(v, dict) and v.get(spec.key) == item[spec.key]), None)
+        at = next((i for i, v in enumerate(out) if isinstance(v, dict) and v.get(spec.key) == item[spec.key]), None)
         if item.get("$patch") == "delete":
             if at is not None:
                 del out[at]
@@ -180,6 +186,7 @@ def _merge_list(original: Any, patch: list[Any], spec: MergeList) -> list[Any]:
 def _ordered(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
     def ident(v: Any) -> Any:
         return v.get(key) if key and isinstance(v, dict) else v
+
     wanted = [ident(o) if isinstance(o, dict) and key else o for o in order]
     ranked = [v for w in wanted for v in items if ident(v) == w]
     rest = [v for v in items if ident(v) not in wanted]
@@ -189,10 +196,13 @@ def _ordered(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
 def _strip(value: Any) -> Any:
     """Drop patch directives from a value that is inserted as it stands."""
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items()
-                if not (k.startswith("$") and (k in ("$patch", "$retainKeys")
-                                              or k.startswith(_SET_ORDER)
-                                              or k.startswith(_DELETE_PRIMITIVES)))}
+        return {
+            k: _strip(v)
+            for k, v in value.items()
+            if not (
+                k.startswith("$") and (k in ("$patch", "$retainKeys") or k.startswith((_SET_ORDER, _DELETE_PRIMITIVES)))
+            )
+        }
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value

@@ -57,15 +57,14 @@ def _since(text: str | None, now: datetime) -> str:
     return human_duration((now - at).total_seconds())
 
 
-def _col(name: str, type_: str = "string", fmt: str = "", priority: int = 0,
-         description: str = "") -> Obj:
-    return {"name": name, "type": type_, "format": fmt, "description": description,
-            "priority": priority}
+def _col(name: str, type_: str = "string", fmt: str = "", priority: int = 0, description: str = "") -> Obj:
+    return {"name": name, "type": type_, "format": fmt, "description": description, "priority": priority}
 
 
 _NAME = _col("Name", fmt="name", description="Name must be unique within a namespace.")
-_AGE = _col("Age", description="CreationTimestamp is a timestamp representing the server time "
-                                "when this object was created.")
+_AGE = _col(
+    "Age", description="CreationTimestamp is a timestamp representing the server time when this object was created."
+)
 
 
 def _age(obj: Obj, now: datetime) -> str:
@@ -90,7 +89,7 @@ def _node_roles(obj: Obj) -> str:
     roles = set()
     for key, value in ((obj.get("metadata") or {}).get("labels") or {}).items():
         if key.startswith("node-role.kubernetes.io/"):
-            role = key[len("node-role.kubernetes.io/"):]
+            role = key[len("node-role.kubernetes.io/") :]
             if role:
                 roles.add(role)
         elif key == "kubernetes.io/role" and value:
@@ -107,15 +106,25 @@ def _address(obj: Obj, kind: str) -> str:
 
 def _node_row(obj: Obj, now: datetime) -> list[Any]:
     info = (obj.get("status") or {}).get("nodeInfo") or {}
-    return [_name(obj), _node_status(obj), _node_roles(obj), _age(obj, now),
-            info.get("kubeletVersion", ""), _address(obj, "InternalIP"), _address(obj, "ExternalIP"),
-            info.get("osImage") or "<unknown>", info.get("kernelVersion") or "<unknown>",
-            info.get("containerRuntimeVersion") or "<unknown>"]
+    return [
+        _name(obj),
+        _node_status(obj),
+        _node_roles(obj),
+        _age(obj, now),
+        info.get("kubeletVersion", ""),
+        _address(obj, "InternalIP"),
+        _address(obj, "ExternalIP"),
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
 
 
 _NODE_COLUMNS = [
-    _NAME, _col("Status", description="The status of the node"),
-    _col("Roles", description="The roles of the node"), _AGE,
+    _NAME,
+    _col("Status", description="The status of the node"),
+    _col("Roles", description="The roles of the node"),
+    _AGE,
     _col("Version", description="Kubelet Version reported by the node."),
     _col("Internal-IP", priority=1, description="List of addresses reachable to the node."),
     _col("External-IP", priority=1, description="List of addresses reachable to the node."),
@@ -156,17 +165,28 @@ def _event_row(obj: Obj, now: datetime) -> list[Any]:
         src = obj.get("reportingComponent", "")
         if obj.get("reportingInstance"):
             src += f", {obj['reportingInstance']}"
-    return [last, obj.get("type", ""), obj.get("reason", ""), target,
-            involved.get("fieldPath", ""), src, (obj.get("message") or "").strip(), first,
-            int(count), _name(obj)]
+    return [
+        last,
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        target,
+        involved.get("fieldPath", ""),
+        src,
+        (obj.get("message") or "").strip(),
+        first,
+        int(count),
+        _name(obj),
+    ]
 
 
 _EVENT_COLUMNS = [
-    _col("Last Seen", description="The time at which the most recent occurrence of this event was "
-                                  "recorded."),
+    _col("Last Seen", description="The time at which the most recent occurrence of this event was recorded."),
     _col("Type", description="Type of this event (Normal, Warning), new types could be added in the future"),
-    _col("Reason", description="This should be a short, machine understandable string that gives "
-                               "the reason for the transition into the object's current status."),
+    _col(
+        "Reason",
+        description="This should be a short, machine understandable string that gives "
+        "the reason for the transition into the object's current status.",
+    ),
     _col("Object", description="The object that this event is about."),
     _col("Subobject", priority=1, description="The field of the object this event is about."),
     _col("Source", priority=1, description="The component reporting this event."),
@@ -194,18 +214,30 @@ def _pod_row(obj: Obj, now: datetime) -> list[Any]:
     if (obj.get("metadata") or {}).get("deletionTimestamp"):
         reason = "Terminating"
     gates = spec.get("readinessGates") or []
-    return [_name(obj), f"{ready}/{len(spec.get('containers') or [])}", reason, str(restarts),
-            _age(obj, now), status.get("podIP") or "<none>", spec.get("nodeName") or "<none>",
-            status.get("nominatedNodeName") or "<none>",
-            f"{len(gates)}/{len(gates)}" if gates else "<none>"]
+    return [
+        _name(obj),
+        f"{ready}/{len(spec.get('containers') or [])}",
+        reason,
+        str(restarts),
+        _age(obj, now),
+        status.get("podIP") or "<none>",
+        spec.get("nodeName") or "<none>",
+        status.get("nominatedNodeName") or "<none>",
+        f"{len(gates)}/{len(gates)}" if gates else "<none>",
+    ]
 
 
 _POD_COLUMNS = [
-    _NAME, _col("Ready", description="The aggregate readiness state of this pod for accepting traffic."),
+    _NAME,
+    _col("Ready", description="The aggregate readiness state of this pod for accepting traffic."),
     _col("Status", description="The aggregate status of the containers in this pod."),
-    _col("Restarts", description="The number of times the containers in this pod have been restarted "
-                                 "and when the last container in this pod has restarted."),
-    _AGE, _col("IP", priority=1, description="IP address allocated to the pod."),
+    _col(
+        "Restarts",
+        description="The number of times the containers in this pod have been restarted "
+        "and when the last container in this pod has restarted.",
+    ),
+    _AGE,
+    _col("IP", priority=1, description="IP address allocated to the pod."),
     _col("Node", priority=1, description="Name of the node this pod is bound to."),
     _col("Nominated Node", priority=1, description="Name of the node this pod is nominated to."),
     _col("Readiness Gates", priority=1, description="The readiness gates of this pod."),
@@ -226,11 +258,14 @@ def _quota_row(obj: Obj, now: datetime) -> list[Any]:
 
 
 _QUOTA_COLUMNS = [
-    _NAME, _AGE,
-    _col("Request", description="Request represents a minimum amount of cpu/memory that a container "
-                                "may consume."),
-    _col("Limit", description="Limits control the maximum amount of cpu/memory that a container may "
-                              "use independent of contention on the node."),
+    _NAME,
+    _AGE,
+    _col("Request", description="Request represents a minimum amount of cpu/memory that a container may consume."),
+    _col(
+        "Limit",
+        description="Limits control the maximum amount of cpu/memory that a container may "
+        "use independent of contention on the node.",
+    ),
 ]
 
 
@@ -267,8 +302,15 @@ def printer(kind: str) -> Printer:
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
 
 
-def table(kind: str, objects: list[tuple[Obj, Obj]], now: datetime, include: str,
-          list_meta: Obj, with_columns: bool = True, api_version: str = "meta.k8s.io/v1") -> Obj:
+def table(
+    kind: str,
+    objects: list[tuple[Obj, Obj]],
+    now: datetime,
+    include: str,
+    list_meta: Obj,
+    with_columns: bool = True,
+    api_version: str = "meta.k8s.io/v1",
+) -> Obj:
     """objects: (stored form for the cells, served form for the row's object)."""
     columns, row_of = printer(kind)
     rows = []
@@ -277,8 +319,16 @@ def table(kind: str, objects: list[tuple[Obj, Obj]], now: datetime, include: str
         if include == "Object":
             row["object"] = served
         elif include == "Metadata":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": served.get("metadata") or {}}
+            row["object"] = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": served.get("metadata") or {},
+            }
         rows.append(row)
-    return {"kind": "Table", "apiVersion": api_version, "metadata": list_meta,
-            "columnDefinitions": columns if with_columns else None, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": api_version,
+        "metadata": list_meta,
+        "columnDefinitions": columns if with_columns else None,
+        "rows": rows,
+    }

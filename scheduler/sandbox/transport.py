@@ -72,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     def _read_body(self) -> bytes:
@@ -93,8 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
         body = self._read_body()
-        req = Request(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
-                      self.headers, body)  # type: ignore[arg-type]  # Message: case-insensitive get
+        req = Request(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)), self.headers, body)  # type: ignore[arg-type]  # Message: case-insensitive get
         try:
             resp = self.server.api.handle(req)
         except Exception as e:  # a bug in the sandbox: answer like the apiserver's panic handler

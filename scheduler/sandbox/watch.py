@@ -94,9 +94,15 @@ class _Renderer:
     def event(self, type_: str, stored: Stored) -> bytes:
         if self.how.form != "table":
             return line(type_, render.object_bytes(self.rtype, stored))
-        table = render.table_obj(self.rtype, [stored], {"resourceVersion": str(stored.rv)},
-                                 utc_now(self.ctx.clock), self.include, self.how.version,
-                                 with_columns=self.first)
+        table = render.table_obj(
+            self.rtype,
+            [stored],
+            {"resourceVersion": str(stored.rv)},
+            utc_now(self.ctx.clock),
+            self.include,
+            self.how.version,
+            with_columns=self.first,
+        )
         self.first = False
         return line(type_, encode(table))
 
@@ -104,8 +110,9 @@ class _Renderer:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if initial_end:
             meta["annotations"] = {INITIAL_EVENTS_END: "true"}
-        return line("BOOKMARK", encode({"kind": self.rtype.kind, "apiVersion": self.rtype.api_version,
-                                        "metadata": meta}))
+        return line(
+            "BOOKMARK", encode({"kind": self.rtype.kind, "apiVersion": self.rtype.api_version, "metadata": meta})
+        )
 
 
 def watch(ctx: Context, target: Target, req: Request, expire: bool = False) -> Response:
@@ -129,8 +136,15 @@ def watch(ctx: Context, target: Target, req: Request, expire: bool = False) -> R
     return Response(200, stream=_events(ctx, sub, flt, renderer, timeout, bookmarks, send_initial))
 
 
-def _events(ctx: Context, sub: Subscription, flt: Filter, renderer: _Renderer, timeout: float,
-            bookmarks: bool, send_initial: bool) -> Iterator[bytes]:
+def _events(
+    ctx: Context,
+    sub: Subscription,
+    flt: Filter,
+    renderer: _Renderer,
+    timeout: float,
+    bookmarks: bool,
+    send_initial: bool,
+) -> Iterator[bytes]:
     try:
         deadline = time.monotonic() + timeout
         for change in sub.initial:

@@ -50,9 +50,12 @@ def _parse_rv(rtype: ResourceType, name: str, text: Any) -> int | None:
     try:
         return int(text)
     except (TypeError, ValueError):
-        raise errors.invalid(rtype.group, rtype.kind, name, [(
-            "metadata.resourceVersion", "FieldValueInvalid",
-            f'Invalid value: "{text}": must be an integer')]) from None
+        raise errors.invalid(
+            rtype.group,
+            rtype.kind,
+            name,
+            [("metadata.resourceVersion", "FieldValueInvalid", f'Invalid value: "{text}": must be an integer')],
+        ) from None
 
 
 def _check_namespace_exists(ctx: Context, rtype: ResourceType, namespace: str) -> None:
@@ -80,8 +83,7 @@ def create(ctx: Context, target: Target, req: Request) -> Response:
     return _respond(ctx, req, 201, rtype, stored)
 
 
-def _write_update(ctx: Context, rtype: ResourceType, cur: Stored, new: Obj, sub: str | None,
-                  dry_run: bool) -> Stored:
+def _write_update(ctx: Context, rtype: ResourceType, cur: Stored, new: Obj, sub: str | None, dry_run: bool) -> Stored:
     """Store `new` (client form converted to storage) over `cur`: strategy, validation, no-op
     detection, finalizers. Caller holds the store lock."""
     name = cur.obj["metadata"]["name"]
@@ -107,11 +109,13 @@ def update(ctx: Context, target: Target, req: Request) -> Response:
     body = admission.check_type(rtype, req.json_body())
     meta = body.get("metadata") or {}
     if meta.get("name") != target.name:
-        raise errors.bad_request(f"the name of the object ({meta.get('name', '')}) does not match "
-                                 f"the name on the URL ({target.name})")
+        raise errors.bad_request(
+            f"the name of the object ({meta.get('name', '')}) does not match the name on the URL ({target.name})"
+        )
     if rtype.namespaced and meta.get("namespace") and meta["namespace"] != target.namespace:
-        raise errors.bad_request("the namespace of the provided object does not match the "
-                                 "namespace sent on the request")
+        raise errors.bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
     new = _to_storage(rtype, body)
     with ctx.store.lock:
         cur = ctx.store.get(rtype.store_key, _key(target))
@@ -136,13 +140,14 @@ def patch(ctx: Context, target: Target, req: Request) -> Response:
         meta = patched.get("metadata")
         if not isinstance(meta, dict):
             raise errors.bad_request("the patched object has no metadata")
-        if meta.get("name") != target.name or (
-                rtype.namespaced and meta.get("namespace") != target.namespace):
-            raise errors.invalid(rtype.group, rtype.kind, target.name or "", [(
-                "metadata.name", "FieldValueInvalid",
-                f'Invalid value: "{meta.get("name")}": field is immutable')])
-        stored = _write_update(ctx, rtype, cur, _to_storage(rtype, patched), target.subresource,
-                               req.dry_run)
+        if meta.get("name") != target.name or (rtype.namespaced and meta.get("namespace") != target.namespace):
+            raise errors.invalid(
+                rtype.group,
+                rtype.kind,
+                target.name or "",
+                [("metadata.name", "FieldValueInvalid", f'Invalid value: "{meta.get("name")}": field is immutable')],
+            )
+        stored = _write_update(ctx, rtype, cur, _to_storage(rtype, patched), target.subresource, req.dry_run)
     return _respond(ctx, req, 200, rtype, stored)
 
 
@@ -160,17 +165,23 @@ def _check_preconditions(rtype: ResourceType, cur: Stored, options: Obj) -> None
     meta = cur.obj["metadata"]
     name = meta["name"]
     if pre.get("uid") and pre["uid"] != meta.get("uid"):
-        raise errors.conflict(rtype.group, rtype.plural, name,
-                              f"Precondition failed: UID in precondition: {pre['uid']}, "
-                              f"UID in object meta: {meta.get('uid')}")
+        raise errors.conflict(
+            rtype.group,
+            rtype.plural,
+            name,
+            f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta.get('uid')}",
+        )
     if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(cur.rv):
-        raise errors.conflict(rtype.group, rtype.plural, name,
-                              f"Precondition failed: ResourceVersion in precondition: "
-                              f"{pre['resourceVersion']}, ResourceVersion in object meta: {cur.rv}")
+        raise errors.conflict(
+            rtype.group,
+            rtype.plural,
+            name,
+            f"Precondition failed: ResourceVersion in precondition: "
+            f"{pre['resourceVersion']}, ResourceVersion in object meta: {cur.rv}",
+        )
 
 
-def _delete_one(ctx: Context, rtype: ResourceType, cur: Stored, options: Obj,
-                dry_run: bool) -> tuple[Stored, bool]:
+def _delete_one(ctx: Context, rtype: ResourceType, cur: Stored, options: Obj, dry_run: bool) -> tuple[Stored, bool]:
     """(the object as answered, whether it is gone). Caller holds the store lock."""
     _check_preconditions(rtype, cur, options)
     meta = cur.obj["metadata"]
@@ -186,8 +197,11 @@ def _delete_one(ctx: Context, rtype: ResourceType, cur: Stored, options: Obj,
         if meta.get("deletionTimestamp") or dry_run:
             return cur, False
         obj = stamp(cur.obj, cur.rv)
-        obj["metadata"] = {**obj["metadata"], "deletionTimestamp": timestamp(ctx.clock),
-                           "deletionGracePeriodSeconds": 0}
+        obj["metadata"] = {
+            **obj["metadata"],
+            "deletionTimestamp": timestamp(ctx.clock),
+            "deletionGracePeriodSeconds": 0,
+        }
         return ctx.store.put(rtype.store_key, obj), False
     if not dry_run:
         ctx.store.remove(rtype.store_key, cur.key)
@@ -230,8 +244,11 @@ def deletecollection(ctx: Context, target: Target, req: Request) -> Response:
 def evict(ctx: Context, target: Target, req: Request) -> Response:
     """POST pods/NAME/eviction: the pod is deleted (no PodDisruptionBudgets are served here)."""
     body = req.json_body()
-    if not isinstance(body, dict) or body.get("kind") not in (None, "", "Eviction") or \
-            body.get("apiVersion") not in (None, "", "policy/v1", "policy/v1beta1", "v1"):
+    if (
+        not isinstance(body, dict)
+        or body.get("kind") not in (None, "", "Eviction")
+        or body.get("apiVersion") not in (None, "", "policy/v1", "policy/v1beta1", "v1")
+    ):
         raise errors.bad_request("the body of an eviction must be a policy/v1 Eviction")
     name = (body.get("metadata") or {}).get("name")
     if name and name != target.name:
@@ -249,8 +266,13 @@ def evict(ctx: Context, target: Target, req: Request) -> Response:
 def too_many_requests_for(resource: str, retry_after: int) -> ApiError:
     if resource == "pods/eviction":
         return errors.too_many_requests(
-            retry_after, "Cannot evict pod as it would violate the pod's disruption budget.",
-            [{"reason": "DisruptionBudget",
-              "message": "The disruption budget sandbox-fault needs 1 healthy pods and has 1 currently"}])
+            retry_after,
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+            [
+                {
+                    "reason": "DisruptionBudget",
+                    "message": "The disruption budget sandbox-fault needs 1 healthy pods and has 1 currently",
+                }
+            ],
+        )
     return errors.too_many_requests(retry_after)
-

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from scheduler.telemetry.health import GpuHealth, HealthRules, update
 from scheduler.telemetry.nvml import NodeReading, NvmlReader
@@ -30,9 +31,9 @@ class Publisher(Protocol):
 @dataclass
 class AgentConfig:
     node: str
-    interval: timedelta = timedelta(seconds=10)     # how often NVML is read
-    heartbeat: timedelta = timedelta(minutes=5)     # publish at least this often
-    jitter: float = 0.1                             # heartbeat +- this fraction
+    interval: timedelta = timedelta(seconds=10)  # how often NVML is read
+    heartbeat: timedelta = timedelta(minutes=5)  # publish at least this often
+    jitter: float = 0.1  # heartbeat +- this fraction
     rules: HealthRules = field(default_factory=HealthRules)
 
 
@@ -41,12 +42,12 @@ class Agent:
     reader: NvmlReader
     publisher: Publisher
     config: AgentConfig
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
     rng: random.Random = field(default_factory=random.Random)
     on_reading: Callable[[NodeReading, dict[str, GpuHealth]], None] | None = None
     on_publish: Callable[[], None] | None = None  # after each annotation written (the writes metric)
 
-    health: dict[str, GpuHealth] = field(default_factory=dict)   # by GPU uuid (index if none)
+    health: dict[str, GpuHealth] = field(default_factory=dict)  # by GPU uuid (index if none)
     last_reading: NodeReading | None = None
     last_published: tuple | None = None
     next_heartbeat: datetime | None = None
@@ -90,12 +91,26 @@ class Agent:
             if g.utilization_gpu is not None:
                 self.samples.setdefault(key, []).append(g.utilization_gpu / 100)
             seen = self.samples.get(key)
-            gpus.append(GpuReport(index=g.index, uuid=g.uuid, name=g.name, healthy=state.healthy,
-                                  reason=state.reason,
-                                  utilization=round(sum(seen) / len(seen), 2) if seen else None,
-                                  memory_used_bytes=g.memory_used_bytes, memory_total_bytes=g.memory_total_bytes))
-        return TelemetryReport(version=VERSION, timestamp=stamp, driver_version=reading.driver_version,
-                               total_gpus=len(gpus), healthy_gpus=sum(1 for g in gpus if g.healthy), gpus=gpus)
+            gpus.append(
+                GpuReport(
+                    index=g.index,
+                    uuid=g.uuid,
+                    name=g.name,
+                    healthy=state.healthy,
+                    reason=state.reason,
+                    utilization=round(sum(seen) / len(seen), 2) if seen else None,
+                    memory_used_bytes=g.memory_used_bytes,
+                    memory_total_bytes=g.memory_total_bytes,
+                )
+            )
+        return TelemetryReport(
+            version=VERSION,
+            timestamp=stamp,
+            driver_version=reading.driver_version,
+            total_gpus=len(gpus),
+            healthy_gpus=sum(1 for g in gpus if g.healthy),
+            gpus=gpus,
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Read every `interval`; an XID event cuts the wait short so a failure is told at once."""
@@ -116,8 +131,12 @@ class Agent:
 
 def _health_key(report: TelemetryReport) -> tuple:
     """What a change of must be published now: per-GPU health and reason, and NVML errors."""
-    return (report.error, report.driver_version, report.total_gpus,
-            tuple((g.index, g.uuid, g.healthy, g.reason) for g in report.gpus))
+    return (
+        report.error,
+        report.driver_version,
+        report.total_gpus,
+        tuple((g.index, g.uuid, g.healthy, g.reason) for g in report.gpus),
+    )
 
 
 class PrintPublisher:

@@ -13,7 +13,7 @@ from typing import Any
 
 from scheduler.actuator.connect import connect
 from scheduler.observability.http import HealthServer
-from scheduler.telemetry.agent import Agent, AgentConfig, NodeAnnotationPublisher, Publisher, PrintPublisher
+from scheduler.telemetry.agent import Agent, AgentConfig, NodeAnnotationPublisher, PrintPublisher, Publisher
 from scheduler.telemetry.health import HealthRules
 from scheduler.telemetry.metrics import AgentMetrics
 from scheduler.telemetry.nvml import NvmlReader
@@ -22,16 +22,16 @@ from scheduler.telemetry.nvml import NvmlReader
 @dataclass(frozen=True)
 class AgentAppConfig:
     node: str
-    telemetry_key: str                   # the annotation it writes (Keys.telemetry)
+    telemetry_key: str  # the annotation it writes (Keys.telemetry)
     rules: HealthRules
     interval: timedelta
     heartbeat: timedelta
     kubeconfig: str | None = None
     in_cluster: bool = False
-    nvml_fake: str | None = None         # a fake NVML file instead of the GPUs
+    nvml_fake: str | None = None  # a fake NVML file instead of the GPUs
     metrics_port: int = 9401
-    once: bool = False                   # read, publish and exit
-    dry_run: bool = False                # print the annotation instead of writing it
+    once: bool = False  # read, publish and exit
+    dry_run: bool = False  # print the annotation instead of writing it
 
 
 class AgentSetupError(Exception):
@@ -59,9 +59,13 @@ def run(config: AgentAppConfig, stop: threading.Event) -> int:
     else:
         publisher = NodeAnnotationPublisher(connect(config.kubeconfig, config.in_cluster), config.telemetry_key)
     metrics = AgentMetrics(config.node)
-    agent = Agent(reader, publisher, AgentConfig(config.node, interval=config.interval, heartbeat=config.heartbeat,
-                                                 rules=config.rules),
-                  on_reading=metrics.observe, on_publish=metrics.writes.labels(config.node).inc)
+    agent = Agent(
+        reader,
+        publisher,
+        AgentConfig(config.node, interval=config.interval, heartbeat=config.heartbeat, rules=config.rules),
+        on_reading=metrics.observe,
+        on_publish=metrics.writes.labels(config.node).inc,
+    )
     if config.once:
         agent.tick()
         reader.close()

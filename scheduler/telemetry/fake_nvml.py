@@ -143,7 +143,8 @@ class _Readings(BaseModel):
     remapped_rows_pending: bool | None = Field(None, description="nvmlDeviceGetRemappedRows isPending (Ampere+)")
     remapped_rows_failure: bool | None = Field(None, description="nvmlDeviceGetRemappedRows failureOccurred (Ampere+)")
     retired_pages_pending: bool | None = Field(
-        None, description="nvmlDeviceGetRetiredPagesPendingStatus (pre-Ampere only)")
+        None, description="nvmlDeviceGetRetiredPagesPendingStatus (pre-Ampere only)"
+    )
 
 
 _READING_KEYS: tuple[str, ...] = tuple(_Readings.model_fields)
@@ -230,7 +231,8 @@ class FakeNvmlFile(BaseModel):
 
     driver_version: str = Field(min_length=1, max_length=79, description="nvmlSystemGetDriverVersion")
     init_error: Literal["library_not_found", "driver_not_loaded", "lib_rm_version_mismatch"] | None = Field(
-        None, description="nvmlInit raises this NVML error")
+        None, description="nvmlInit raises this NVML error"
+    )
     gpus: list[GpuSpec]
     events: list[Event] = Field(default_factory=list, description="one timeline, after_s from the first nvmlInit")
 
@@ -281,8 +283,9 @@ def _cross_check(spec: FakeNvmlFile) -> list[tuple[str, str]]:
     seen_uuid: set[str] = set()
     for i, gpu in enumerate(spec.gpus):
         if gpu.index >= n or gpu.index in seen_index:
-            problems.append((f"$.gpus[{i}].index", f"indices must be 0..{n - 1}, each once, as NVML numbers "
-                                                   f"GPUs (got {gpu.index})"))
+            problems.append(
+                (f"$.gpus[{i}].index", f"indices must be 0..{n - 1}, each once, as NVML numbers GPUs (got {gpu.index})")
+            )
         seen_index.add(gpu.index)
         if gpu.uuid in seen_uuid:
             problems.append((f"$.gpus[{i}].uuid", f"duplicate uuid {json.dumps(gpu.uuid)}"))
@@ -291,8 +294,9 @@ def _cross_check(spec: FakeNvmlFile) -> list[tuple[str, str]]:
             if gpu.memory_total_bytes is None:
                 problems.append((f"$.gpus[{i}].memory_used_bytes", "needs memory_total_bytes"))
             elif gpu.memory_used_bytes > gpu.memory_total_bytes:
-                problems.append((f"$.gpus[{i}].memory_used_bytes",
-                                 f"exceeds memory_total_bytes {gpu.memory_total_bytes}"))
+                problems.append(
+                    (f"$.gpus[{i}].memory_used_bytes", f"exceeds memory_total_bytes {gpu.memory_total_bytes}")
+                )
     for k, event in enumerate(spec.events):
         gpu_index = getattr(event, "gpu", None)
         if gpu_index is not None and gpu_index >= n:
@@ -394,8 +398,13 @@ class FakeNvml:
     NVMLError_GpuIsLost = pynvml.NVMLError_GpuIsLost
     NVMLError_Unknown = pynvml.NVMLError_Unknown
 
-    def __init__(self, spec: Mapping[str, Any] | FakeNvmlFile, *, clock: Callable[[], float] | None = None,
-                 source: str = "<fake nvml>") -> None:
+    def __init__(
+        self,
+        spec: Mapping[str, Any] | FakeNvmlFile,
+        *,
+        clock: Callable[[], float] | None = None,
+        source: str = "<fake nvml>",
+    ) -> None:
         self.source = source
         self.spec = _validate(spec, source)
         self._clock = clock
@@ -420,8 +429,9 @@ class FakeNvml:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise FakeNvmlFileError(source, [("$", f"not JSON: {error.msg} at line {error.lineno} "
-                                                   f"column {error.colno}")]) from None
+            raise FakeNvmlFileError(
+                source, [("$", f"not JSON: {error.msg} at line {error.lineno} column {error.colno}")]
+            ) from None
         return cls(data, clock=clock, source=source)
 
     def __repr__(self) -> str:
@@ -432,8 +442,7 @@ class FakeNvml:
         if name.startswith(("NVML_", "NVMLError", "nvmlEventType", "nvmlFlag")) and hasattr(pynvml, name):
             return getattr(pynvml, name)
         if name.startswith("nvml") and callable(getattr(pynvml, name, None)):
-            raise AttributeError(f"FakeNvml does not fake pynvml.{name}; add it to {__name__} if the "
-                                 "reader needs it")
+            raise AttributeError(f"FakeNvml does not fake pynvml.{name}; add it to {__name__} if the reader needs it")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- session ------------------------------------------------------------------------------
@@ -540,16 +549,23 @@ class FakeNvml:
         with self._lock:
             gpu = self._device(handle)
             counter = {pynvml.NVML_VOLATILE_ECC: "volatile", pynvml.NVML_AGGREGATE_ECC: "aggregate"}.get(counterType)
-            kind = {pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED: "sbe",
-                    pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED: "dbe"}.get(errorType)
+            kind = {
+                pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED: "sbe",
+                pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED: "dbe",
+            }.get(errorType)
             if counter is None or kind is None:
                 _fail(pynvml.NVML_ERROR_INVALID_ARGUMENT)
             return int(self._reading(gpu, f"ecc_{counter}_{kind}"))
 
     def nvmlDeviceGetRemappedRows(self, handle: Any) -> tuple[int, int, int, int]:
         with self._lock:
-            values = self._readings(handle, "remapped_rows_correctable", "remapped_rows_uncorrectable",
-                                    "remapped_rows_pending", "remapped_rows_failure")
+            values = self._readings(
+                handle,
+                "remapped_rows_correctable",
+                "remapped_rows_uncorrectable",
+                "remapped_rows_pending",
+                "remapped_rows_failure",
+            )
             corr, unc, pending, failure = (int(v) for v in values)
             return (corr, unc, pending, failure)
 
@@ -644,8 +660,12 @@ class FakeNvml:
             self._event_sets.clear()
             for gpu in self._gpus:
                 gpu.lost = gpu.timeout_pending = False
-                for key, cleared in (("ecc_volatile_sbe", 0), ("ecc_volatile_dbe", 0),
-                                     ("remapped_rows_pending", False), ("retired_pages_pending", False)):
+                for key, cleared in (
+                    ("ecc_volatile_sbe", 0),
+                    ("ecc_volatile_dbe", 0),
+                    ("remapped_rows_pending", False),
+                    ("retired_pages_pending", False),
+                ):
                     if key in gpu.readings:
                         gpu.readings[key] = cleared
 
@@ -681,16 +701,20 @@ class FakeNvml:
         return [readings.get(k, 0) for k in keys]
 
     def _event_set(self, pointer: Any) -> _EventSet:
-        event_set = self._event_sets.get(_address(pointer) or 0) \
-            if isinstance(pointer, pynvml.c_nvmlEventSet_t) else None
+        event_set = (
+            self._event_sets.get(_address(pointer) or 0) if isinstance(pointer, pynvml.c_nvmlEventSet_t) else None
+        )
         if event_set is None:
             _fail(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return event_set
 
     def _next_xid(self, event_set: _EventSet) -> Any:
         for xid in self._xids:
-            if (xid.epoch == event_set.epoch and xid.seq not in event_set.delivered
-                    and event_set.masks.get(xid.gpu, 0) & pynvml.nvmlEventTypeXidCriticalError):
+            if (
+                xid.epoch == event_set.epoch
+                and xid.seq not in event_set.delivered
+                and event_set.masks.get(xid.gpu, 0) & pynvml.nvmlEventTypeXidCriticalError
+            ):
                 event_set.delivered.add(xid.seq)
                 data = pynvml.c_nvmlEventData_t()
                 data.device = self._gpus[xid.gpu].handle()

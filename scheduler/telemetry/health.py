@@ -28,9 +28,9 @@ DEFAULT_IGNORED_XIDS = frozenset({13, 31, 43, 45, 68, 109})
 @dataclass(frozen=True)
 class HealthRules:
     ignored_xids: frozenset[int] = DEFAULT_IGNORED_XIDS
-    critical_xids: frozenset[int] = frozenset()   # always critical, even if also ignored
-    dbe_threshold: int = 1                        # volatile double-bit ECC errors that make a GPU unhealthy
-    sbe_threshold: int | None = None              # volatile single-bit ECC errors (None: never)
+    critical_xids: frozenset[int] = frozenset()  # always critical, even if also ignored
+    dbe_threshold: int = 1  # volatile double-bit ECC errors that make a GPU unhealthy
+    sbe_threshold: int | None = None  # volatile single-bit ECC errors (None: never)
     quiet_period: timedelta = timedelta(minutes=10)
     flap_window: timedelta = timedelta(hours=1)
     max_quiet: timedelta = timedelta(hours=6)
@@ -45,13 +45,13 @@ class GpuHealth:
 
     healthy: bool = True
     reason: str = ""
-    last_bad: datetime | None = None        # last critical event or still-present bad condition
+    last_bad: datetime | None = None  # last critical event or still-present bad condition
     turned_bad: deque = field(default_factory=deque)  # when it went unhealthy, within flap_window
     volatile: dict[tuple[str, str], int] = field(default_factory=dict)  # to see a reset in the counters
 
     def quiet_needed(self, rules: HealthRules) -> timedelta:
         flaps = max(0, len(self.turned_bad) - 1)
-        return min(rules.max_quiet, rules.quiet_period * (2 ** flaps))
+        return min(rules.max_quiet, rules.quiet_period * (2**flaps))
 
 
 def conditions(g: GpuReading, rules: HealthRules) -> str:
@@ -76,8 +76,9 @@ def _reset_seen(state: GpuHealth, g: GpuReading) -> bool:
     return any(g.ecc.get(k, v) < v for k, v in state.volatile.items() if k[1] == "volatile")
 
 
-def update(state: GpuHealth, g: GpuReading, xids: list[int], now: datetime, rules: HealthRules,
-           reset: bool = False) -> GpuHealth:
+def update(
+    state: GpuHealth, g: GpuReading, xids: list[int], now: datetime, rules: HealthRules, reset: bool = False
+) -> GpuHealth:
     """The GPU's health after this reading and these XIDs. `reset`: the NVML session was
     re-established (a driver reset), which clears what XIDs alone caused."""
     reset = reset or _reset_seen(state, g)

@@ -26,21 +26,33 @@ class _ReadingCollector:
 
     def collect(self):
         f = {
-            "healthy": GaugeMetricFamily(f"{PREFIX}_healthy", "1 when the agent counts the GPU as healthy", labels=GPU_LABELS),
-            "util": GaugeMetricFamily(f"{PREFIX}_utilization_ratio", "GPU utilisation over NVML's last sample period (0-1)",
-                                      labels=GPU_LABELS),
-            "mem_util": GaugeMetricFamily(f"{PREFIX}_memory_utilization_ratio", "Memory controller utilisation (0-1)",
-                                          labels=GPU_LABELS),
+            "healthy": GaugeMetricFamily(
+                f"{PREFIX}_healthy", "1 when the agent counts the GPU as healthy", labels=GPU_LABELS
+            ),
+            "util": GaugeMetricFamily(
+                f"{PREFIX}_utilization_ratio", "GPU utilisation over NVML's last sample period (0-1)", labels=GPU_LABELS
+            ),
+            "mem_util": GaugeMetricFamily(
+                f"{PREFIX}_memory_utilization_ratio", "Memory controller utilisation (0-1)", labels=GPU_LABELS
+            ),
             "used": GaugeMetricFamily(f"{PREFIX}_memory_used_bytes", "Device memory in use", labels=GPU_LABELS),
             "total": GaugeMetricFamily(f"{PREFIX}_memory_total_bytes", "Device memory installed", labels=GPU_LABELS),
             "temp": GaugeMetricFamily(f"{PREFIX}_temperature_celsius", "GPU core temperature", labels=GPU_LABELS),
             "power": GaugeMetricFamily(f"{PREFIX}_power_watts", "Power draw", labels=GPU_LABELS),
-            "ecc": CounterMetricFamily(f"{PREFIX}_ecc_errors", "ECC errors counted by the driver (volatile: since the "
-                                       "last driver load; aggregate: over the GPU's life)", labels=GPU_LABELS + ["bit", "scope"]),
-            "remap": GaugeMetricFamily(f"{PREFIX}_remapped_rows_pending", "1 while a row remap waits for a GPU reset",
-                                       labels=GPU_LABELS),
-            "last_xid": GaugeMetricFamily(f"{PREFIX}_last_xid", "The last XID seen on the GPU since the agent started (0: none)",
-                                          labels=GPU_LABELS),
+            "ecc": CounterMetricFamily(
+                f"{PREFIX}_ecc_errors",
+                "ECC errors counted by the driver (volatile: since the "
+                "last driver load; aggregate: over the GPU's life)",
+                labels=[*GPU_LABELS, "bit", "scope"],
+            ),
+            "remap": GaugeMetricFamily(
+                f"{PREFIX}_remapped_rows_pending", "1 while a row remap waits for a GPU reset", labels=GPU_LABELS
+            ),
+            "last_xid": GaugeMetricFamily(
+                f"{PREFIX}_last_xid",
+                "The last XID seen on the GPU since the agent started (0: none)",
+                labels=GPU_LABELS,
+            ),
             "up": GaugeMetricFamily(f"{PREFIX}_nvml_up", "1 when NVML could be read at the last poll", labels=["node"]),
         }
         r = self.reading
@@ -65,7 +77,7 @@ class _ReadingCollector:
                 if g.power_mw is not None:
                     f["power"].add_metric(labels, g.power_mw / 1000)
                 for (bit, scope), value in sorted(g.ecc.items()):
-                    f["ecc"].add_metric(labels + [bit, scope], value)
+                    f["ecc"].add_metric([*labels, bit, scope], value)
                 if g.remapped_rows_pending is not None:
                     f["remap"].add_metric(labels, 1 if g.remapped_rows_pending else 0)
         yield from f.values()
@@ -79,11 +91,15 @@ class AgentMetrics:
         self._readings = _ReadingCollector(node)
         self.registry.register(self._readings)
         r = self.registry
-        self.xid_events = Counter(f"{PREFIX}_xid_events_total", "XID events seen, by XID", GPU_LABELS + ["xid"], registry=r)
-        self.writes = Counter(f"{PREFIX}_telemetry_writes_total", "Telemetry annotations written to the Node", ["node"],
-                              registry=r)
-        self.nvml_errors = Counter(f"{PREFIX}_nvml_errors_total", "NVML calls that failed (not 'not supported')",
-                                   ["node", "call"], registry=r)
+        self.xid_events = Counter(
+            f"{PREFIX}_xid_events_total", "XID events seen, by XID", [*GPU_LABELS, "xid"], registry=r
+        )
+        self.writes = Counter(
+            f"{PREFIX}_telemetry_writes_total", "Telemetry annotations written to the Node", ["node"], registry=r
+        )
+        self.nvml_errors = Counter(
+            f"{PREFIX}_nvml_errors_total", "NVML calls that failed (not 'not supported')", ["node", "call"], registry=r
+        )
         self.writes.labels(node)
 
     def observe(self, reading: NodeReading, health: dict[str, GpuHealth]) -> None:

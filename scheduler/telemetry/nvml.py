@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pynvml
 
@@ -43,8 +44,8 @@ class GpuReading:
     lost: bool = False
     memory_total_bytes: int | None = None
     memory_used_bytes: int | None = None
-    utilization_gpu: int | None = None       # percent
-    utilization_memory: int | None = None    # percent
+    utilization_gpu: int | None = None  # percent
+    utilization_memory: int | None = None  # percent
     temperature_c: int | None = None
     power_mw: int | None = None
     ecc: dict[tuple[str, str], int] = field(default_factory=dict)  # (bit single|double, scope volatile|aggregate)
@@ -59,8 +60,8 @@ class NodeReading:
     driver_version: str = ""
     gpus: list[GpuReading] = field(default_factory=list)
     xids: list[tuple[int, int]] = field(default_factory=list)  # (gpu index, xid) seen since the last read
-    error: str = ""              # NVML could not be used at all
-    reopened: bool = False       # the session was re-established (a driver reset ends it)
+    error: str = ""  # NVML could not be used at all
+    reopened: bool = False  # the session was re-established (a driver reset ends it)
 
 
 def _text(value: Any) -> str:
@@ -243,7 +244,10 @@ class NvmlReader:
             g.utilization_gpu, g.utilization_memory = int(util.gpu), int(util.memory)
         g.temperature_c = call("temperature", n.nvmlDeviceGetTemperature, n.NVML_TEMPERATURE_GPU)
         g.power_mw = call("power", n.nvmlDeviceGetPowerUsage)
-        for bit, etype in (("single", n.NVML_MEMORY_ERROR_TYPE_CORRECTED), ("double", n.NVML_MEMORY_ERROR_TYPE_UNCORRECTED)):
+        for bit, etype in (
+            ("single", n.NVML_MEMORY_ERROR_TYPE_CORRECTED),
+            ("double", n.NVML_MEMORY_ERROR_TYPE_UNCORRECTED),
+        ):
             for scope, ctype in (("volatile", n.NVML_VOLATILE_ECC), ("aggregate", n.NVML_AGGREGATE_ECC)):
                 value = call(f"ecc-{bit}-{scope}", n.nvmlDeviceGetTotalEccErrors, etype, ctype)
                 if value is not None:
@@ -282,6 +286,7 @@ class NvmlReader:
             except n.NVMLError as err:  # Timeout, Unknown, ...: absent this time
                 g.errors[what] = str(err)
             return None
+
         return call
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, default: Any = None) -> Any:

@@ -38,22 +38,31 @@ class EventRecord:
     warning: bool
     at: datetime
     labels: Mapping[str, str]
-    related: tuple[str, str] | None = None   # (kind, name) of a second object it is about
+    related: tuple[str, str] | None = None  # (kind, name) of a second object it is about
 
 
 def encode(record: EventRecord) -> dict[str, Any]:
     """The Event object, about the namespace it lives in."""
     stamp = timestamps.encode_utc(record.at)
     body: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": record.name, "namespace": record.namespace,
-                     "labels": {**MANAGED_BY, **record.labels}},
-        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": record.namespace,
-                           "namespace": record.namespace},
-        "reason": record.reason, "message": record.message[:MESSAGE_LIMIT],
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": record.name, "namespace": record.namespace, "labels": {**MANAGED_BY, **record.labels}},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "name": record.namespace,
+            "namespace": record.namespace,
+        },
+        "reason": record.reason,
+        "message": record.message[:MESSAGE_LIMIT],
         "type": WARNING if record.warning else NORMAL,
-        "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": COMPONENT,
-        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": COMPONENT,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
     }
     if record.related:
         body["related"] = {"apiVersion": "v1", "kind": record.related[0], "name": record.related[1]}
@@ -68,6 +77,13 @@ def decode(body: Mapping[str, Any]) -> EventRecord:
         raise ValueError("not an Event with a name and a timestamp")
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in MANAGED_BY}
     related = body.get("related")
-    return EventRecord(name=meta["name"], namespace=meta.get("namespace", ""), reason=body.get("reason", ""),
-                       message=body.get("message", ""), warning=body.get("type") == WARNING, at=at,
-                       labels=labels, related=(related["kind"], related["name"]) if related else None)
+    return EventRecord(
+        name=meta["name"],
+        namespace=meta.get("namespace", ""),
+        reason=body.get("reason", ""),
+        message=body.get("message", ""),
+        warning=body.get("type") == WARNING,
+        at=at,
+        labels=labels,
+        related=(related["kind"], related["name"]) if related else None,
+    )

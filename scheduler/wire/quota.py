@@ -18,9 +18,12 @@ HARD = f"requests.{GPU_RESOURCE}"
 
 def encode(namespace: str, gpus: int | str) -> dict[str, Any]:
     """The whole object, to create it."""
-    return {"apiVersion": "v1", "kind": "ResourceQuota",
-            "metadata": {"name": NAME, "namespace": namespace, "labels": dict(MANAGED_BY)},
-            "spec": {"hard": {HARD: str(gpus)}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {"hard": {HARD: str(gpus)}},
+    }
 
 
 def encode_patch(gpus: int | str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ and a test keeps the two equal.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -25,20 +25,20 @@ class GpuReport(msgspec.Struct, frozen=True, kw_only=True):
     uuid: str
     name: str = ""
     healthy: bool
-    reason: str = ""                         # why unhealthy (e.g. "xid-79", "ecc-dbe", "lost"); "" when healthy
-    utilization: float | None = None         # 0..1, averaged over the last interval; None: not supported
+    reason: str = ""  # why unhealthy (e.g. "xid-79", "ecc-dbe", "lost"); "" when healthy
+    utilization: float | None = None  # 0..1, averaged over the last interval; None: not supported
     memory_used_bytes: int | None = None
     memory_total_bytes: int | None = None
 
 
 class TelemetryReport(msgspec.Struct, frozen=True, kw_only=True):
     version: int
-    timestamp: datetime                      # UTC, when the agent read NVML
+    timestamp: datetime  # UTC, when the agent read NVML
     driver_version: str = ""
     total_gpus: int
     healthy_gpus: int
     gpus: list[GpuReport] = []
-    error: str = ""                          # NVML could not be read at all (e.g. "driver-not-loaded")
+    error: str = ""  # NVML could not be read at all (e.g. "driver-not-loaded")
 
     @property
     def utilization(self) -> float | None:
@@ -75,7 +75,7 @@ def decode(text: str) -> TelemetryReport:
 
 def utc_now_stamp(at: datetime) -> datetime:
     """Second precision, UTC: the annotation changes only when something worth saying does."""
-    return at.astimezone(timezone.utc).replace(microsecond=0)
+    return at.astimezone(UTC).replace(microsecond=0)
 
 
 def json_schema() -> dict:

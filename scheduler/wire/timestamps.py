@@ -8,7 +8,7 @@ any other RFC 3339 offset; text without an offset is not an instant and decodes 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def encode(at: datetime) -> str:
@@ -22,7 +22,7 @@ def encode_utc(at: datetime) -> str:
     """The instant in UTC at second precision, e.g. 2026-01-15T06:00:00Z (metav1.Time)."""
     if at.tzinfo is None:
         raise ValueError("a timestamp needs a timezone-aware instant")
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def decode(text: str | None) -> datetime | None:
