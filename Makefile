@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run replay test setup clean
+.PHONY: run replay test check setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,18 @@ run: $(STAMP)
 replay: $(STAMP)
 	$(BIN)/gpu-scheduler simulate --policy policies --from 2025-08-01 --to 2027-01-31 -o table
 
-## every test (unit, property-based, golden, CLI, sandbox API with the real kubectl)
-test: $(STAMP)
+## every check: the layer contracts, lint, format and types of scheduler/, then every test (unit,
+## property-based, golden, CLI, sandbox API with the real kubectl, Helm, Prometheus, soak)
+test: $(STAMP) check
 	bash tests/tools/install.sh
 	$(BIN)/python -m pytest -q
 
+## the code's own checks (docs/design.md): one-way layers, ruff lint and format, mypy --strict
+check: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check scheduler
+	$(BIN)/ruff format --check scheduler
+	$(BIN)/mypy
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache .mypy_cache

@@ -15,10 +15,12 @@ def connect(kubeconfig: str | None = None, in_cluster: bool = False, context: st
     from its service account."""
     if in_cluster:
         cfg = client.Configuration()
-        config.load_incluster_config(client_configuration=cfg)
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]  # unannotated in kubernetes
     else:
         cfg = client.Configuration()
-        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+        config.load_kube_config(  # type: ignore[no-untyped-call]  # unannotated in kubernetes
+            config_file=kubeconfig, context=context, client_configuration=cfg
+        )
     # urllib3 would otherwise retry a 429/503 GET itself, sleeping its Retry-After for real and
     # uncapped, before our code sees anything: retries and their backoff are ours (retry.py)
     cfg.retries = urllib3.Retry(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import urllib3
 from kubernetes import client
 
 from scheduler.actuator.connect import REQUEST_TIMEOUT
@@ -35,7 +36,8 @@ LISTS: dict[str, Callable[[client.CoreV1Api], Callable[..., Any]]] = {
 
 
 def raw(call: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
-    resp = call(
+    # with _preload_content=False the client returns urllib3's response, unread
+    resp: urllib3.BaseHTTPResponse = call(
         *args, _preload_content=False, _request_timeout=kwargs.pop("_request_timeout", REQUEST_TIMEOUT), **kwargs
     )
     try:

@@ -123,7 +123,7 @@ class Watcher:
         deadline = time.monotonic() + timeout
         while self.running and time.monotonic() < deadline:
             for w in list(self._watches.values()):
-                w.stop()
+                w.stop()  # type: ignore[no-untyped-call]  # kubernetes' Watch is unannotated
             for t in self._threads:
                 t.join(0.05)
 
@@ -192,13 +192,13 @@ class Watcher:
 
     def _watch(self, resource: str, rv: str) -> str:
         """Watch from `rv` until the server ends the watch; the last version seen."""
-        w = _RawWatch()
+        w = _RawWatch()  # type: ignore[no-untyped-call]  # kubernetes' Watch is unannotated
         self._watches[resource] = w
         if self._stopping.is_set():
             return rv
         func = LISTS[resource](client.CoreV1Api(self.api))
         try:
-            for event in w.stream(
+            for event in w.stream(  # type: ignore[no-untyped-call]  # kubernetes' Watch is unannotated
                 func,
                 resource_version=rv,
                 allow_watch_bookmarks=True,

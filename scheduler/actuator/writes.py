@@ -13,7 +13,7 @@ Pure by design (no client, no clock): the daemon, `run --dry-run` and the tests 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -199,7 +199,10 @@ def node_patch(before: Node, after: Node, keys: Keys) -> dict[str, Any] | None:
 
 
 def _changed(
-    before: Mapping[str, str], after: Mapping[str, str], managed: Iterable[str], same=lambda a, b: a == b
+    before: Mapping[str, str],
+    after: Mapping[str, str],
+    managed: Iterable[str],
+    same: Callable[[str, str], bool] = lambda a, b: a == b,
 ) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for key in managed:

@@ -19,7 +19,7 @@ from scheduler.policy.types import parse_duration, parse_instant
 
 def _instant(text: str, policy: Policy) -> datetime:
     """A command-line instant; naive times are in the programme's timezone (as in policy files)."""
-    return parse_instant(text, SimpleNamespace(context={"timezone": policy.timezone}))  # type: ignore[arg-type]
+    return parse_instant(text, SimpleNamespace(context={"timezone": policy.timezone}))
 
 
 def _now(policy: Policy) -> datetime:

@@ -31,10 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gpu-scheduler {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_policy(p):
+    def with_policy(p: argparse.ArgumentParser) -> None:
         p.add_argument("--policy", default=DEFAULT_POLICY, help="policy folder or file (default: policies)")
 
-    def with_prefix(p):
+    def with_prefix(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--label-prefix",
             default=DOMAIN,
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"prefix of every label, annotation and taint key (default: {DOMAIN})",
         )
 
-    def with_output(p):
+    def with_output(p: argparse.ArgumentParser) -> None:
         p.add_argument("-o", "--output", choices=["table", "json"], help="default: table on a terminal, else json")
 
     p = sub.add_parser("validate", help="check the policy; one file:line: field: message per problem")

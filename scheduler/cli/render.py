@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from scheduler.planner.model import Plan
+
+if TYPE_CHECKING:
+    from scheduler.planner.simulate import Step
 
 
 def _fmt(d: dict[str, int]) -> str:
@@ -14,10 +18,10 @@ def _fmt(d: dict[str, int]) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells]
     return "\n".join(lines)
 
 
@@ -73,7 +77,7 @@ def plan_table(plan: Plan, *, max_actions: int = 20) -> str:
     return "\n".join(out)
 
 
-def timeline_table(steps) -> str:
+def timeline_table(steps: Sequence[Step]) -> str:
     names = [c.name for c in steps[0].plan.consortia] if steps else []
     rows = []
     for s in steps:
@@ -100,11 +104,11 @@ def plan_json(plan: Plan) -> str:
     return json.dumps(plan.to_dict(), indent=2)
 
 
-def timeline_json(steps) -> str:
+def timeline_json(steps: Sequence[Step]) -> str:
     return json.dumps([dict(s.plan.to_dict(), why=s.why) for s in steps], indent=2)
 
 
-def status_table(rows) -> str:
+def status_table(rows: Iterable[Mapping[str, Any]]) -> str:
     return table(
         [
             "NAMESPACE",

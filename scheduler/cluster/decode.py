@@ -9,9 +9,10 @@ several times faster and smaller than json.loads followed by walking dicts.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import MappingProxyType
+from typing import Any
 
 import msgspec
 
@@ -180,7 +181,7 @@ def node_from(item: _Item, keys: Keys) -> Node:
     )
 
 
-def _owner(label: str | None, taints, keys: Keys) -> str | None:
+def _owner(label: str | None, taints: Iterable[_Taint], keys: Keys) -> str | None:
     """Who holds the node. The label and the NoSchedule taint are written together in one patch;
     while the taint is there it names the owner, whatever the label says (or whether the label is
     there at all): it is what keeps other teams' pods off the node, and a relabelled or unlabelled
@@ -190,7 +191,7 @@ def _owner(label: str | None, taints, keys: Keys) -> str | None:
     return taint or label or None
 
 
-def _telemetry(text: str | None) -> dict:
+def _telemetry(text: str | None) -> dict[str, Any]:
     """The agent's report as Node fields. A malformed report, or one saying NVML could not be
     read, is no telemetry (the node keeps its allocatable GPUs): a broken agent must not take
     GPUs away, and the device plugin already zeroes allocatable when the driver is really gone."""

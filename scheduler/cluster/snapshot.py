@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -64,7 +65,7 @@ class Node:
             self, telemetry_at=None, utilization=None, annotations=_without(self.annotations, telemetry_key)
         ) == replace(other, telemetry_at=None, utilization=None, annotations=_without(other.annotations, telemetry_key))
 
-    def with_(self, **changes) -> Node:
+    def with_(self, **changes: Any) -> Node:
         return replace(self, **changes)
 
 
@@ -126,7 +127,7 @@ class Snapshot:
             and sorted(self.pods, key=_pod_key) == sorted(other.pods, key=_pod_key)
         )
 
-    def replace(self, **changes) -> Snapshot:
+    def replace(self, **changes: Any) -> Snapshot:
         return replace(self, **changes)
 
 

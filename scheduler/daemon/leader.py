@@ -28,6 +28,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _spec(lease: client.V1Lease) -> client.V1LeaseSpec:
+    """The Lease's spec. A Lease without one was not written by a leader elector: an error, handled
+    like a failed API call."""
+    if lease.spec is None:
+        raise ValueError("the leader election Lease has no spec")
+    return lease.spec
+
+
 @dataclass
 class LeaderElector:
     api: client.ApiClient
@@ -90,7 +98,7 @@ class LeaderElector:
                 raise
             self._renewed_at = self.monotonic()
             return True
-        spec = lease.spec
+        spec = _spec(lease)
         holder = spec.holder_identity or ""
         observed = (holder, str(spec.renew_time))
         if observed != self._seen:
@@ -148,10 +156,11 @@ class LeaderElector:
             try:
                 coord = client.CoordinationV1Api(self.api)
                 lease = coord.read_namespaced_lease(self.name, self.namespace)
-                if lease.spec.holder_identity == self.identity:
-                    lease.spec.holder_identity = None
-                    lease.spec.lease_duration_seconds = 1
-                    lease.spec.renew_time = _now()
+                spec = _spec(lease)
+                if spec.holder_identity == self.identity:
+                    spec.holder_identity = None
+                    spec.lease_duration_seconds = 1
+                    spec.renew_time = _now()
                     coord.replace_namespaced_lease(self.name, self.namespace, lease)
             except Exception as err:  # noqa: BLE001 - best effort on the way out
                 log.warning("could not release the leader Lease: %s", err)

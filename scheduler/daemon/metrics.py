@@ -4,8 +4,10 @@ consortium or pool that disappears from the policy disappears from /metrics too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from scheduler.observability.process import add_process_metrics
 from scheduler.planner.model import STATUSES, Plan
@@ -19,7 +21,7 @@ class _PlanCollector:
     def __init__(self) -> None:
         self.plan: Plan | None = None
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         plan = self.plan
         fams = {
             "quota": GaugeMetricFamily(

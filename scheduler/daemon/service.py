@@ -17,6 +17,7 @@ from scheduler.daemon.clock import Clock
 from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.daemon.reconciler import Reconciler
+from scheduler.planner.model import Plan
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class Daemon:
         self.arm_change_point(outcome.plan)
         self.report_policy_problems()
 
-    def arm_change_point(self, plan) -> None:
+    def arm_change_point(self, plan: Plan | None) -> None:
         if self._stopping:
             return
         nxt = plan.next_change if plan is not None else None

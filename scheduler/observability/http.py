@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 
 class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args) -> None:  # probes every few seconds: not worth a log line each
+    def log_message(self, *args: Any) -> None:  # probes every few seconds: not worth a log line each
         pass
 
 
@@ -29,9 +33,9 @@ class HealthServer:
         host: str = "0.0.0.0",
         port: int = 9090,
     ):
-        metrics = make_wsgi_app(registry)
+        metrics: WSGIApplication = make_wsgi_app(registry)  # typed there as a bare Callable
 
-        def app(environ, start_response):
+        def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "")
             if path == "/healthz":
                 start_response("200 OK", [("Content-Type", "text/plain")])

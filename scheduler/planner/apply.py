@@ -28,6 +28,8 @@ def node_after(node: Node, intent: NodeIntent, keys: Keys) -> Node:
         labels.pop(keys.consortium, None)
     labels[keys.node_state] = intent.state
     if intent.state == DRAINING:
+        # placement gives every draining intent the instants its drain started and ends
+        assert intent.drain_started is not None and intent.drain_deadline is not None
         taints.append(Taint(keys.draining_taint, "true", "NoSchedule"))
         annotations[keys.drain_started] = timestamps.encode(intent.drain_started)
         annotations[keys.drain_deadline] = timestamps.encode(intent.drain_deadline)

@@ -39,9 +39,11 @@ def policy_change_points(policy: Policy) -> list[ChangePoint]:
         if pool.availableFrom is not None:
             points.add(ChangePoint(pool.availableFrom, f"pool {pool.name} opens", everyone))
         if pool.availableUntil is not None:
+            drain_start = lease_drain_start(pool, timeout)
+            assert drain_start is not None  # the pool has a lease end, so a drain start
             points.add(
                 ChangePoint(
-                    lease_drain_start(pool, timeout),
+                    drain_start,
                     f"pool {pool.name} starts draining before its lease ends",
                     everyone,
                 )

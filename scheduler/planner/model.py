@@ -32,7 +32,7 @@ class Action:
     namespace: str = ""
     detail: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[int, str, str, str]:
         return (ACTION_ORDER[self.action], self.node, self.namespace, self.consortium)
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ ends (so the pool is empty when the lease does end).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,9 +47,9 @@ class PoolMatcher:
     def __init__(self, pools: list[Pool]):
         self.pools = pools
         self.keys = tuple(sorted({k for pool in pools for k in pool.nodeSelector}))
-        self.seen: dict[tuple, Pool | None] = {}
+        self.seen: dict[tuple[str | None, ...], Pool | None] = {}
 
-    def match(self, labels) -> Pool | None:
+    def match(self, labels: Mapping[str, str]) -> Pool | None:
         signature = tuple(labels.get(k) for k in self.keys)
         try:
             return self.seen[signature]
@@ -64,18 +65,21 @@ def lease_drain_start(pool: Pool, drain_timeout: timedelta) -> datetime | None:
 
 def pool_windows(policy: Policy, at: datetime) -> dict[str, str]:
     """Pools whose nodes cannot be given out at `at`, and why (not open yet, or lease ending)."""
-    closed = {}
+    closed: dict[str, str] = {}
     for pool in policy.pools:
         if pool.availableFrom is not None and at < pool.availableFrom:
             closed[pool.name] = f"pool {pool.name} opens at {pool.availableFrom.isoformat()}"
-        elif pool.availableUntil is not None and at >= lease_drain_start(pool, policy.wind_down.drainTimeout):
-            closed[pool.name] = f"pool {pool.name}'s lease ends at {pool.availableUntil.isoformat()}"
+        elif pool.availableUntil is not None:
+            drain_start = lease_drain_start(pool, policy.wind_down.drainTimeout)
+            assert drain_start is not None  # the pool has a lease end, so a drain start
+            if at >= drain_start:
+                closed[pool.name] = f"pool {pool.name}'s lease ends at {pool.availableUntil.isoformat()}"
     return closed
 
 
 def classify(policy: Policy, snapshot: Snapshot, at: datetime) -> tuple[list[NodeView], list[Node]]:
     """NodeViews of every node in a pool, and the nodes that match no pool (sorted by name)."""
-    pods = {}
+    pods: dict[str, int] = {}
     for pod in snapshot.pods:
         if pod.node:
             pods[pod.node] = pods.get(pod.node, 0) + 1

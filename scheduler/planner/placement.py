@@ -84,6 +84,27 @@ class _FreeBlocks:
         return found
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What placement needs to know besides the nodes and the targets."""
+
+    known: set[str]  # consortia of the policy
+    at: datetime
+    drain_timeout: dict[str, timedelta]  # per consortium (its round's wind-down may differ)
+    default_timeout: timedelta
+    lease_ends: dict[str, datetime | None]  # per pool
+
+    def deadline(self, v: NodeView, owner: str, started: datetime) -> datetime:
+        """drainTimeout after the drain started, never past the pool's lease end. A function of
+        the drain-started annotation, so a restart, or a hand edit of the deadline annotation,
+        cannot move it: the annotation is put back."""
+        deadline = started + self.drain_timeout.get(owner, self.default_timeout)
+        lease_end = self.lease_ends.get(v.pool.name)
+        if lease_end is not None and deadline > lease_end:
+            deadline = max(started, lease_end)
+        return deadline
+
+
 def place(
     views: list[NodeView],
     targets: dict[str, dict[str, int]],
@@ -93,34 +114,50 @@ def place(
     default_timeout: timedelta,
     lease_ends: dict[str, datetime | None],
 ) -> Placement:
+    """Place every GPU model's nodes independently (a quota is per model)."""
     out = Placement()
+    rules = Rules(known, at, drain_timeout, default_timeout, lease_ends)
     by_model: dict[str, list[NodeView]] = defaultdict(list)
     for v in views:
         by_model[v.pool.gpuModel].append(v)
     for model in sorted(by_model):
-        _place_model(model, by_model[model], targets, known, at, drain_timeout, default_timeout, lease_ends, out)
+        state = _ModelPlacement(model, by_model[model], targets, rules, out)
+        state.settle_drains()
+        state.reclaim()
+        state.fill()
+        state.swap_degraded()
+        state.finish()
     return out
 
 
-def _place_model(model, views, targets, known, at, drain_timeout, default_timeout, lease_ends, out: Placement) -> None:
-    kept: dict[str, list[NodeView]] = defaultdict(list)
-    draining: dict[str, list[NodeView]] = defaultdict(list)
-    free: list[NodeView] = []
+class _ModelPlacement:
+    """Placement of one GPU model's nodes, step by step. `kept` and `draining` say who holds
+    what as the steps go; `out` collects intents and actions for every model."""
 
-    def deadline_of(v: NodeView, owner: str, started: datetime) -> datetime:
-        """drainTimeout after the drain started, never past the pool's lease end. A function of
-        the drain-started annotation, so a restart, or a hand edit of the deadline annotation,
-        cannot move it: the annotation is put back."""
-        deadline = started + drain_timeout.get(owner, default_timeout)
-        lease_end = lease_ends.get(v.pool.name)
-        if lease_end is not None and deadline > lease_end:
-            deadline = max(started, lease_end)
-        return deadline
+    def __init__(
+        self, model: str, views: list[NodeView], targets: dict[str, dict[str, int]], rules: Rules, out: Placement
+    ) -> None:
+        self.model = model
+        self.views = views
+        self.targets = targets
+        self.rules = rules
+        self.out = out
+        self.kept: dict[str, list[NodeView]] = defaultdict(list)
+        self.draining: dict[str, list[NodeView]] = defaultdict(list)
+        self.free: list[NodeView] = []
+        self.pool: _FreeBlocks | None = None
 
-    def drain(v: NodeView, owner: str, reason: str) -> None:
-        deadline = deadline_of(v, owner, at)
-        out.intents[v.name] = NodeIntent(owner, DRAINING, at, deadline, reason)
-        out.actions.append(
+    def target(self, c: str) -> int:
+        return self.targets.get(c, {}).get(self.model, 0)
+
+    def held(self, c: str) -> int:
+        return sum(v.gpus for v in self.kept.get(c, []))
+
+    def drain(self, v: NodeView, owner: str, reason: str) -> None:
+        at = self.rules.at
+        deadline = self.rules.deadline(v, owner, at)
+        self.out.intents[v.name] = NodeIntent(owner, DRAINING, at, deadline, reason)
+        self.out.actions.append(
             Action(
                 DRAIN,
                 reason,
@@ -129,165 +166,176 @@ def _place_model(model, views, targets, known, at, drain_timeout, default_timeou
                 detail={"deadline": deadline.isoformat(), "gpu_pods": v.gpu_pods},
             )
         )
-        draining[owner].append(v)
+        self.draining[owner].append(v)
 
-    def release(v: NodeView, owner: str, reason: str) -> None:
-        out.actions.append(Action(RELEASE, reason, consortium=owner, node=v.name))
+    def release(self, v: NodeView, owner: str, reason: str) -> None:
+        self.out.actions.append(Action(RELEASE, reason, consortium=owner, node=v.name))
         if v.usable:
-            free.append(v)
+            self.free.append(v)
 
-    # 1. nodes already draining: release when their GPU pods are gone, evict past the deadline
-    for v in views:
-        n = v.node
-        if not n.owner:
-            if v.usable:
-                free.append(v)
-            continue
-        if n.draining:
-            if v.gpu_pods == 0:
-                release(v, n.owner, "drain complete: no GPU pods left on the node")
+    # 1. nodes already draining: release when their GPU pods are gone, evict past the deadline;
+    #    nodes of unknown teams, or no longer usable, start draining
+    def settle_drains(self) -> None:
+        rules = self.rules
+        for v in self.views:
+            n = v.node
+            if not n.owner:
+                if v.usable:
+                    self.free.append(v)
                 continue
-            started = n.drain_started or (
-                n.drain_deadline - drain_timeout.get(n.owner, default_timeout) if n.drain_deadline else at
-            )
-            deadline = deadline_of(v, n.owner, started)
-            out.intents[v.name] = NodeIntent(n.owner, DRAINING, started, deadline, n.drain_reason)
-            if deadline <= at:
-                out.actions.append(
-                    Action(
-                        EVICT,
-                        f"drain deadline {deadline.isoformat()} passed with {v.gpu_pods} GPU pod(s) still on the node",
-                        consortium=n.owner,
-                        node=v.name,
-                        detail={"gpu_pods": v.gpu_pods},
+            if n.draining:
+                if v.gpu_pods == 0:
+                    self.release(v, n.owner, "drain complete: no GPU pods left on the node")
+                    continue
+                timeout = rules.drain_timeout.get(n.owner, rules.default_timeout)
+                started = n.drain_started or (n.drain_deadline - timeout if n.drain_deadline else rules.at)
+                deadline = rules.deadline(v, n.owner, started)
+                self.out.intents[v.name] = NodeIntent(n.owner, DRAINING, started, deadline, n.drain_reason)
+                if deadline <= rules.at:
+                    self.out.actions.append(
+                        Action(
+                            EVICT,
+                            f"drain deadline {deadline.isoformat()} passed with "
+                            f"{v.gpu_pods} GPU pod(s) still on the node",
+                            consortium=n.owner,
+                            node=v.name,
+                            detail={"gpu_pods": v.gpu_pods},
+                        )
                     )
-                )
-            draining[n.owner].append(v)
-            continue
-        if n.owner not in known:
-            drain(v, n.owner, f"{n.owner!r} is not a consortium of the policy")
-        elif not v.usable:
-            drain(v, n.owner, f"taken back: {v.why_not}")
-        else:
-            kept[n.owner].append(v)
+                self.draining[n.owner].append(v)
+                continue
+            if n.owner not in rules.known:
+                self.drain(v, n.owner, f"{n.owner!r} is not a consortium of the policy")
+            elif not v.usable:
+                self.drain(v, n.owner, f"taken back: {v.why_not}")
+            else:
+                self.kept[n.owner].append(v)
 
     # 2. reclaim from teams above target: unhealthy, idle, outlying first; never more than needed
-    for c in sorted(kept):
-        target = targets.get(c, {}).get(model, 0)
-        mine = kept[c]
-        alloc = held = sum(v.gpus for v in mine)
-        if alloc <= target:
-            continue
-        blocks = _block_counts(mine)
-        order = sorted(
-            mine, key=lambda v: (not v.unhealthy, v.gpu_pods, v.node.utilization or 0.0, blocks[v.block], v.name)
-        )
-        removed: list[NodeView] = []
-        for v in order:
+    def reclaim(self) -> None:
+        for c in sorted(self.kept):
+            target = self.target(c)
+            mine = self.kept[c]
+            alloc = held = sum(v.gpus for v in mine)
             if alloc <= target:
-                break
-            removed.append(v)
-            alloc -= v.gpus
-        for v in reversed(removed[:]):  # keep any node that still fits: no more drains than needed
-            if alloc + v.gpus <= target:
-                removed.remove(v)
-                alloc += v.gpus
-        gone = {v.name for v in removed}
-        kept[c] = [v for v in mine if v.name not in gone]
-        for v in sorted(removed, key=lambda v: v.name):
-            why = "unhealthy GPUs" if v.unhealthy else ("idle" if v.gpu_pods == 0 else "least used")
-            drain(v, c, f"{c} holds {held} {model} GPUs, target {target}: reclaiming a node ({why})")
+                continue
+            blocks = _block_counts(mine)
+            order = sorted(
+                mine, key=lambda v: (not v.unhealthy, v.gpu_pods, v.node.utilization or 0.0, blocks[v.block], v.name)
+            )
+            removed: list[NodeView] = []
+            for v in order:
+                if alloc <= target:
+                    break
+                removed.append(v)
+                alloc -= v.gpus
+            for v in reversed(removed[:]):  # keep any node that still fits: no more drains than needed
+                if alloc + v.gpus <= target:
+                    removed.remove(v)
+                    alloc += v.gpus
+            gone = {v.name for v in removed}
+            self.kept[c] = [v for v in mine if v.name not in gone]
+            for v in sorted(removed, key=lambda v: v.name):
+                why = "unhealthy GPUs" if v.unhealthy else ("idle" if v.gpu_pods == 0 else "least used")
+                self.drain(v, c, f"{c} holds {held} {self.model} GPUs, target {target}: reclaiming a node ({why})")
 
     # 3. teams below target: first cancel their own drains, then take free nodes, neediest first
-    pool = _FreeBlocks(free)
-    heap = []
-    for c in sorted(set(targets) & known):
-        target = targets.get(c, {}).get(model, 0)
-        alloc = sum(v.gpus for v in kept.get(c, []))
-        if alloc >= target:
-            continue
-        for v in sorted(draining.get(c, []), key=lambda v: v.name):
-            if v.usable and v.node.draining and alloc + v.gpus <= target:
-                draining[c].remove(v)
-                kept[c].append(v)
-                alloc += v.gpus
-                out.intents.pop(v.name, None)
-                out.actions[:] = [a for a in out.actions if not (a.action == EVICT and a.node == v.name)]
-                out.actions.append(
-                    Action(ASSIGN, f"drain cancelled: {c} is below its {model} target again", consortium=c, node=v.name)
-                )
-        if alloc < target:
-            heapq.heappush(heap, (alloc / target, c, alloc, target))
-    blocks_of = {c: _block_counts(kept.get(c, [])) for c in targets}
-    while heap:
-        _, c, alloc, target = heapq.heappop(heap)
-        need = target - alloc
-        view = None
-        counts = blocks_of[c]
-        for block in sorted(counts, key=lambda b: (-counts[b], b)):
-            view = pool.take_from(block, need)
-            if view is not None:
-                break
-        if view is None:
-            view = pool.take_fullest(need)
-        if view is None:
-            continue
-        kept[c].append(view)
-        counts[view.block] = counts.get(view.block, 0) + 1
-        alloc += view.gpus
-        out.actions.append(
-            Action(
-                ASSIGN,
-                f"{c} is below its {model} target ({alloc - view.gpus} of {target} GPUs)",
-                consortium=c,
-                node=view.name,
-            )
-        )
-        if alloc < target:
-            heapq.heappush(heap, (alloc / target, c, alloc, target))
-
-    # 4. teams still short because GPUs failed on their nodes: swap a degraded node for a healthy
-    #    free one when that closes the gap; the degraded node is drained, not yanked
-    for c in sorted(set(targets) & known):
-        target = targets.get(c, {}).get(model, 0)
-        alloc = sum(v.gpus for v in kept.get(c, []))
-        for d in sorted((v for v in kept.get(c, []) if v.unhealthy), key=lambda v: (v.gpus, v.name)):
+    def fill(self) -> None:
+        out, model = self.out, self.model
+        self.pool = pool = _FreeBlocks(self.free)
+        heap: list[tuple[float, str, int, int]] = []
+        for c in sorted(set(self.targets) & self.rules.known):
+            target = self.target(c)
+            alloc = self.held(c)
             if alloc >= target:
-                break
-            need = target - alloc + d.gpus
-            view = pool.take_from(d.block, need) or pool.take_fullest(need)
+                continue
+            for v in sorted(self.draining.get(c, []), key=lambda v: v.name):
+                if v.usable and v.node.draining and alloc + v.gpus <= target:
+                    self.draining[c].remove(v)
+                    self.kept[c].append(v)
+                    alloc += v.gpus
+                    out.intents.pop(v.name, None)
+                    out.actions[:] = [a for a in out.actions if not (a.action == EVICT and a.node == v.name)]
+                    out.actions.append(
+                        Action(
+                            ASSIGN, f"drain cancelled: {c} is below its {model} target again", consortium=c, node=v.name
+                        )
+                    )
+            if alloc < target:
+                heapq.heappush(heap, (alloc / target, c, alloc, target))
+        blocks_of = {c: _block_counts(self.kept.get(c, [])) for c in self.targets}
+        while heap:
+            _, c, alloc, target = heapq.heappop(heap)
+            need = target - alloc
+            view = None
+            counts = blocks_of[c]
+            for block in sorted(counts, key=lambda b: (-counts[b], b)):
+                view = pool.take_from(block, need)
+                if view is not None:
+                    break
             if view is None:
-                break
-            if view.gpus <= d.gpus:
-                pool.put_back(view)
-                break
-            kept[c].remove(d)
-            kept[c].append(view)
-            alloc += view.gpus - d.gpus
+                view = pool.take_fullest(need)
+            if view is None:
+                continue
+            self.kept[c].append(view)
+            counts[view.block] = counts.get(view.block, 0) + 1
+            alloc += view.gpus
             out.actions.append(
                 Action(
                     ASSIGN,
-                    f"{c} lost GPUs on {d.name} ({d.gpus} of {d.node.allocatable_gpus} healthy): a healthy replacement",
+                    f"{c} is below its {model} target ({alloc - view.gpus} of {target} GPUs)",
                     consortium=c,
                     node=view.name,
                 )
             )
-            drain(d, c, f"replaced by {view.name}: {d.node.allocatable_gpus - d.gpus} unhealthy GPU(s)")
+            if alloc < target:
+                heapq.heappush(heap, (alloc / target, c, alloc, target))
+
+    # 4. teams still short because GPUs failed on their nodes: swap a degraded node for a healthy
+    #    free one when that closes the gap; the degraded node is drained, not yanked
+    def swap_degraded(self) -> None:
+        pool = self.pool if self.pool is not None else _FreeBlocks(self.free)
+        for c in sorted(set(self.targets) & self.rules.known):
+            target = self.target(c)
+            alloc = self.held(c)
+            for d in sorted((v for v in self.kept.get(c, []) if v.unhealthy), key=lambda v: (v.gpus, v.name)):
+                if alloc >= target:
+                    break
+                need = target - alloc + d.gpus
+                view = pool.take_from(d.block, need) or pool.take_fullest(need)
+                if view is None:
+                    break
+                if view.gpus <= d.gpus:
+                    pool.put_back(view)
+                    break
+                self.kept[c].remove(d)
+                self.kept[c].append(view)
+                alloc += view.gpus - d.gpus
+                self.out.actions.append(
+                    Action(
+                        ASSIGN,
+                        f"{c} lost GPUs on {d.name} ({d.gpus} of {d.node.allocatable_gpus} healthy): "
+                        "a healthy replacement",
+                        consortium=c,
+                        node=view.name,
+                    )
+                )
+                self.drain(d, c, f"replaced by {view.name}: {d.node.allocatable_gpus - d.gpus} unhealthy GPU(s)")
 
     # 5. intents for everything else
-    taken = set()
-    for c, mine in kept.items():
-        for v in mine:
-            out.intents[v.name] = NodeIntent(c, ASSIGNED)
-            out.nodes[c].append(v)
-            taken.add(v.name)
-    for c, mine in draining.items():
-        out.draining[c].extend(v.name for v in mine)
-    for v in views:
-        if v.name in out.intents:
-            continue
-        unhealthy = not v.node.ready or v.node.gpus <= 0
-        out.intents[v.name] = NodeIntent(None, UNHEALTHY if unhealthy else FREE)
+    def finish(self) -> None:
+        out = self.out
+        for c, mine in self.kept.items():
+            for v in mine:
+                out.intents[v.name] = NodeIntent(c, ASSIGNED)
+                out.nodes[c].append(v)
+        for c, names in self.draining.items():
+            out.draining[c].extend(v.name for v in names)
+        for v in self.views:
+            if v.name in out.intents:
+                continue
+            unhealthy = not v.node.ready or v.node.gpus <= 0
+            out.intents[v.name] = NodeIntent(None, UNHEALTHY if unhealthy else FREE)
 
 
 def _block_counts(views: list[NodeView]) -> dict[tuple[str, str], int]:

@@ -6,6 +6,7 @@ No clock, no Kubernetes client, no I/O: the same inputs give the same plan, byte
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 
 from scheduler.cluster import Keys, Snapshot
@@ -17,12 +18,14 @@ from scheduler.planner.model import (
     PENDING,
     SET_QUOTA,
     Action,
+    ChangePoint,
     ConsortiumPlan,
+    NodeIntent,
     Plan,
     PoolPlan,
 )
 from scheduler.planner.nodes import NodeView, classify, pool_windows
-from scheduler.planner.placement import place
+from scheduler.planner.placement import Placement, place
 from scheduler.planner.statuses import stage_in_force, standings
 from scheduler.planner.targets import ModelCapacity, compute_targets, wind_down_targets
 from scheduler.policy import Policy, Pool
@@ -39,7 +42,9 @@ _NO_POOL = Pool.model_construct(
 )
 
 
-def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, policy_points=None) -> Plan:
+def plan(
+    policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, policy_points: list[ChangePoint] | None = None
+) -> Plan:
     if at.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware instant")
     at = at.astimezone(policy.timezone)
@@ -112,9 +117,9 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, policy_po
     ns_labels: dict[str, dict[str, str]] = {}
     ns_annotations: dict[str, dict[str, str]] = {}
     ns_quotas: dict[str, int] = {}
-    for c in consortia:
-        labels, annotations, gpus = namespace_state(policy, c, stage, keys)
-        for ns in c.namespaces:
+    for cp in consortia:
+        labels, annotations, gpus = namespace_state(policy, cp, stage, keys)
+        for ns in cp.namespaces:
             ns_labels[ns], ns_annotations[ns], ns_quotas[ns] = labels, annotations, gpus
     result = Plan(
         at=at,
@@ -138,7 +143,7 @@ def plan(policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, policy_po
     return result
 
 
-def _used(views: list[NodeView], snapshot: Snapshot, placement) -> dict[str, dict[str, int]]:
+def _used(views: list[NodeView], snapshot: Snapshot, placement: Placement) -> dict[str, dict[str, int]]:
     """GPUs requested by unfinished pods on each consortium's nodes (assigned or draining), by
     model: what the team actually runs, next to what it holds."""
     holder: dict[str, str] = {}
@@ -149,13 +154,15 @@ def _used(views: list[NodeView], snapshot: Snapshot, placement) -> dict[str, dic
     model = {v.name: v.pool.gpuModel for v in views}
     used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for pod in snapshot.pods:
-        c = holder.get(pod.node)
-        if c is not None:
-            used[c][model[pod.node]] += pod.gpus
+        owner = holder.get(pod.node)
+        if owner is not None:
+            used[owner][model[pod.node]] += pod.gpus
     return {c: dict(sorted(per.items())) for c, per in used.items()}
 
 
-def _pool_plans(policy: Policy, views: list[NodeView], intents, closed: set[str]) -> list[PoolPlan]:
+def _pool_plans(
+    policy: Policy, views: list[NodeView], intents: Mapping[str, NodeIntent], closed: set[str]
+) -> list[PoolPlan]:
     stats = {p.name: PoolPlan(p.name, p.gpuModel, 0, 0, 0, 0, available=p.name not in closed) for p in policy.pools}
     for v in views:
         pp = stats.get(v.pool.name)

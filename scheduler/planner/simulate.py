@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from scheduler.cluster import Keys, Snapshot
 from scheduler.planner.apply import apply
 from scheduler.planner.changepoints import change_points, policy_change_points
-from scheduler.planner.model import DRAIN, EVICT, ChangePoint, Plan
+from scheduler.planner.model import DRAIN, EVICT, Action, ChangePoint, Plan
 from scheduler.planner.plan import plan as make_plan
 from scheduler.policy import Policy
 
@@ -25,10 +25,17 @@ class Step:
 
 
 def settle(
-    policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, *, busy: bool = True, points=None, rounds: int = 5
+    policy: Policy,
+    snapshot: Snapshot,
+    at: datetime,
+    keys: Keys,
+    *,
+    busy: bool = True,
+    points: list[ChangePoint] | None = None,
+    rounds: int = 5,
 ) -> tuple[Plan, Snapshot]:
     """Plan and apply at one instant until nothing more changes (evict -> release -> reassign)."""
-    actions = []
+    actions: list[Action] = []
     plan = make_plan(policy, snapshot, at, keys, policy_points=points)
     for _ in range(rounds):
         actions += plan.actions

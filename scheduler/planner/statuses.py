@@ -102,13 +102,14 @@ def standings(policy: Policy, at: datetime) -> dict[str, Standing]:
     out: dict[str, Standing] = {}
     current = decided[-1] if decided else None
     entries = {e.consortium: e for e in current.spec.eligibility()} if current else {}
+    quotas = current.spec.quotas if current else {}
     for c in policy.consortia:
         entry = entries.get(c.name)
         if entry is not None:
             if entry.from_ is not None and entry.from_ > at:
-                out[c.name] = Standing(PENDING, dict(current.spec.quotas.get(c.name, {})), eligible_from=entry.from_)
+                out[c.name] = Standing(PENDING, dict(quotas.get(c.name, {})), eligible_from=entry.from_)
             else:
-                out[c.name] = Standing(ACTIVE, dict(current.spec.quotas.get(c.name, {})), eligible_from=entry.from_)
+                out[c.name] = Standing(ACTIVE, dict(quotas.get(c.name, {})), eligible_from=entry.from_)
         elif c.name in cut:
             elim = cut[c.name]
             status = WINDING_DOWN if at < elim.grace_end else ELIMINATED

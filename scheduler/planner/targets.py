@@ -13,7 +13,9 @@ while a team could take it, and re-planning a placed plan gives the same targets
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from scheduler.planner.model import ACTIVE, WINDING_DOWN
 from scheduler.planner.statuses import Standing
@@ -33,7 +35,7 @@ class ModelCapacity:
         return sum(slot[0] for slot in self.slots)
 
 
-def _order(slots) -> list[Slot]:
+def _order(slots: Iterable[Slot]) -> list[Slot]:
     """Largest first, then by node name: an order that does not depend on who holds what."""
     return sorted(slots, key=lambda s: (-s[0], s[1]))
 
@@ -149,7 +151,7 @@ def _fill_units(
 
 
 def wind_down_targets(
-    standings: dict[str, Standing], held: dict[str, dict[str, int]], units_per_gpu: dict[str, int], at
+    standings: dict[str, Standing], held: dict[str, dict[str, int]], units_per_gpu: dict[str, int], at: datetime
 ) -> dict[str, dict[str, int]]:
     """Each winding-down team keeps base x share, per model (or in units), never above its holdings."""
     out: dict[str, dict[str, int]] = {}

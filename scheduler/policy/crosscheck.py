@@ -3,22 +3,24 @@ must be holdable. Each issue points at the line of the offending field."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from scheduler.policy.errors import PolicyIssue
-from scheduler.policy.models import UNITS, Pool, Program, Stage
-from scheduler.policy.yamlmarks import Document
+from scheduler.policy.models import UNITS, Consortium, GpuModel, Pool, Program, Stage
+from scheduler.policy.yamlmarks import Document, Path
 
 
 def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, Stage]]) -> list[PolicyIssue]:
     issues: list[PolicyIssue] = []
     spec = program.spec
 
-    def at(doc: Document, path: tuple, message: str, *, key: bool = False) -> None:
+    def at(doc: Document, path: Path, message: str, *, key: bool = False) -> None:
         field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
         issues.append(PolicyIssue(doc.file, doc.line_of(path, key=key), field, message))
 
-    for kind, items in (("pool", spec.pools), ("consortium", spec.consortia)):
+    named: tuple[tuple[str, Sequence[Pool | Consortium]], ...] = (("pool", spec.pools), ("consortium", spec.consortia))
+    for kind, items in named:
         seen: dict[str, int] = {}
         plural = "pools" if kind == "pool" else "consortia"
         for i, item in enumerate(items):
@@ -135,7 +137,7 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
 
 
 def _unholdable(
-    pools: list[Pool], models: dict, model: str, amount: int, start: datetime, end: datetime | None
+    pools: list[Pool], models: dict[str, GpuModel], model: str, amount: int, start: datetime, end: datetime | None
 ) -> str | None:
     """Why no pool of `model` could ever hold `amount` during [start, end), or None if one could."""
 
@@ -148,16 +150,18 @@ def _unholdable(
         live = [p for p in pools if in_window(p) and p.gpuModel in models]
         if not live:
             return "no pool is available at any time during this stage"
-        if all(p.size for p in live):
-            most = sum(p.size.nodes * p.size.gpusPerNode * models[p.gpuModel].units for p in live)
+        sized = [(p, p.size) for p in live if p.size]
+        if len(sized) == len(live):
+            most = sum(size.nodes * size.gpusPerNode * models[p.gpuModel].units for p, size in sized)
             if amount > most:
                 return f"{amount} units exceed the {most} units that all pools together could hold during this stage"
         return None
     live = [p for p in pools if p.gpuModel == model and in_window(p)]
     if not live:
         return f"no {model} pool is available at any time during this stage"
-    if all(p.size for p in live):
-        most = sum(p.size.nodes * p.size.gpusPerNode for p in live)
+    sized = [(p, p.size) for p in live if p.size]
+    if len(sized) == len(live):
+        most = sum(size.nodes * size.gpusPerNode for _, size in sized)
         if amount > most:
             names = ", ".join(p.name for p in live)
             return f"{amount} {model} GPUs exceed the {most} that the {model} pools ({names}) could hold"

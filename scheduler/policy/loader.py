@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from scheduler.policy.crosscheck import crosscheck
 from scheduler.policy.errors import PolicyError, PolicyIssue
@@ -22,6 +22,8 @@ from scheduler.policy.types import DEFAULT_TIMEZONE
 from scheduler.policy.yamlmarks import Document, dotted, load_documents
 
 SUFFIXES = (".yaml", ".yml")
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def policy_files(path: str | os.PathLike[str]) -> list[Path]:
@@ -101,13 +103,13 @@ def load_policy_texts(texts: dict[str, str]) -> Policy:
         first = sorted(texts)[0] if texts else "<policy>"
         issues.append(PolicyIssue(first, 1, "", "no Program document: the policy needs exactly one kind: Program"))
     for doc, _ in programs[1:]:
-        first = programs[0][0]
+        first_doc = programs[0][0]
         issues.append(
             PolicyIssue(
                 doc.file,
                 doc.line_of(("kind",)),
                 "kind",
-                f"a second Program document (the first is in {first.file}:{first.line_of(('kind',))})",
+                f"a second Program document (the first is in {first_doc.file}:{first_doc.line_of(('kind',))})",
             )
         )
 
@@ -145,7 +147,9 @@ _FRIENDLY = {
 }
 
 
-def _validate(model: type, doc: Document, data: Any, context: dict, issues: list[PolicyIssue]):
+def _validate(
+    model: type[_Model], doc: Document, data: Any, context: dict[str, Any], issues: list[PolicyIssue]
+) -> _Model | None:
     try:
         return model.model_validate(data, context=context)
     except ValidationError as err:

@@ -239,7 +239,7 @@ def _event_causes(rtype: ResourceType, event: Obj, creating: bool) -> list[tuple
     """kube-apiserver's Event validation; `event` is in the stored (core/v1) form."""
     causes: list[tuple[str, str, str]] = []
     strict = rtype.group == "events.k8s.io"
-    rename = (lambda core, new: new) if strict else (lambda core, new: core)
+    rename: Callable[[str, str], str] = (lambda core, new: new) if strict else (lambda core, new: core)
     namespace = (event.get("metadata") or {}).get("namespace", "")
     involved = event.get("involvedObject") or {}
     involved_ns = involved.get("namespace", "")

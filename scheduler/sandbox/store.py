@@ -48,7 +48,8 @@ class Stored:
 
     def copy(self) -> dict[str, Any]:
         """A private, mutable copy of the object (without kind and apiVersion)."""
-        return decode(self.body)
+        obj: dict[str, Any] = decode(self.body)  # a body is always the encoding of an object
+        return obj
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from scheduler.sandbox.errors import bad_request
 
@@ -92,7 +92,8 @@ def apply(original: dict[str, Any], patch: Any, kind: str) -> dict[str, Any]:
     result = _merge_map(original, patch, schema_for(kind))
     if result is _DELETE:
         raise bad_request("strategic merge patch cannot delete the whole object")
-    return result
+    # _merge_map of a dict patch returns a dict unless it is _DELETE, ruled out above
+    return cast(dict[str, Any], result)
 
 
 def _merge_map(original: Any, patch: dict[str, Any], schema: Schema) -> Any:

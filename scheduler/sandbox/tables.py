@@ -72,7 +72,8 @@ def _age(obj: Obj, now: datetime) -> str:
 
 
 def _name(obj: Obj) -> str:
-    return (obj.get("metadata") or {}).get("name", "")
+    name: str = (obj.get("metadata") or {}).get("name", "")
+    return name
 
 
 # -- Node ---------------------------------------------------------------------------------------
@@ -100,7 +101,8 @@ def _node_roles(obj: Obj) -> str:
 def _address(obj: Obj, kind: str) -> str:
     for a in (obj.get("status") or {}).get("addresses") or []:
         if a.get("type") == kind:
-            return a.get("address", "")
+            address: str = a.get("address", "")
+            return address
     return "<none>"
 
 

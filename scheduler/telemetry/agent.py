@@ -15,13 +15,21 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from scheduler.telemetry.health import GpuHealth, HealthRules, update
 from scheduler.telemetry.nvml import NodeReading, NvmlReader
 from scheduler.wire.telemetry import VERSION, GpuReport, TelemetryReport, encode, utc_now_stamp
 
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from scheduler.actuator.retry import Backoff
+
 log = logging.getLogger(__name__)
+
+# what a change of must be published now (see _health_key)
+HealthKey = tuple[str, str, int, tuple[tuple[int, str, bool, str], ...]]
 
 
 class Publisher(Protocol):
@@ -49,7 +57,7 @@ class Agent:
 
     health: dict[str, GpuHealth] = field(default_factory=dict)  # by GPU uuid (index if none)
     last_reading: NodeReading | None = None
-    last_published: tuple | None = None
+    last_published: HealthKey | None = None
     next_heartbeat: datetime | None = None
     writes: int = 0
     samples: dict[str, list[float]] = field(default_factory=dict)
@@ -129,7 +137,7 @@ class Agent:
                 waited += slice_s
 
 
-def _health_key(report: TelemetryReport) -> tuple:
+def _health_key(report: TelemetryReport) -> HealthKey:
     """What a change of must be published now: per-GPU health and reason, and NVML errors."""
     return (
         report.error,
@@ -142,7 +150,7 @@ def _health_key(report: TelemetryReport) -> tuple:
 class PrintPublisher:
     """--dry-run: the annotation goes to stdout (and nothing else does)."""
 
-    def __init__(self, out) -> None:
+    def __init__(self, out: TextIO) -> None:
         self.out = out
 
     def publish(self, node: str, annotation: str) -> None:
@@ -154,7 +162,9 @@ class NodeAnnotationPublisher:
     (a merge patch carries no resourceVersion); throttling, server errors and timeouts are
     retried with the controller's capped, jittered backoff; anything else is raised."""
 
-    def __init__(self, api, key: str, backoff=None, sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self, api: ApiClient, key: str, backoff: Backoff | None = None, sleep: Callable[[float], None] | None = None
+    ) -> None:
         import time
 
         from kubernetes import client

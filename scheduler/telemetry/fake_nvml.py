@@ -332,7 +332,7 @@ def _fail(code: int) -> NoReturn:
 
 
 def _address(pointer: Any) -> int | None:
-    if not isinstance(pointer, ctypes._Pointer):  # type: ignore[attr-defined]
+    if not isinstance(pointer, ctypes._Pointer):
         return None
     return ctypes.cast(pointer, ctypes.c_void_p).value
 
@@ -412,7 +412,7 @@ class FakeNvml:
         self._gpus = [self._gpu_state(g) for g in sorted(self.spec.gpus, key=lambda g: g.index)]
         self._by_address = {ctypes.addressof(g.struct): g for g in self._gpus}
         ordered = sorted(enumerate(self.spec.events), key=lambda pair: pair[1].after_s)
-        self._timeline: list[tuple[int, _Event]] = ordered  # (seq, event), stable in file order
+        self._timeline: list[tuple[int, Event]] = ordered  # (seq, event), stable in file order
         self._applied = 0
         self._t0: float | None = None  # clock at the first successful nvmlInit
         self._ever_initialized = False
@@ -572,7 +572,8 @@ class FakeNvml:
     def nvmlDeviceGetRetiredPagesPendingStatus(self, handle: Any) -> int:
         with self._lock:
             pending = self._reading(self._device(handle), "retired_pages_pending")
-            return pynvml.NVML_FEATURE_ENABLED if pending else pynvml.NVML_FEATURE_DISABLED
+            status: int = pynvml.NVML_FEATURE_ENABLED if pending else pynvml.NVML_FEATURE_DISABLED
+            return status
 
     # -- events -------------------------------------------------------------------------------
 

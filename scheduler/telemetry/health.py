@@ -46,12 +46,13 @@ class GpuHealth:
     healthy: bool = True
     reason: str = ""
     last_bad: datetime | None = None  # last critical event or still-present bad condition
-    turned_bad: deque = field(default_factory=deque)  # when it went unhealthy, within flap_window
+    turned_bad: deque[datetime] = field(default_factory=deque)  # when it went unhealthy, within flap_window
     volatile: dict[tuple[str, str], int] = field(default_factory=dict)  # to see a reset in the counters
 
     def quiet_needed(self, rules: HealthRules) -> timedelta:
         flaps = max(0, len(self.turned_bad) - 1)
-        return min(rules.max_quiet, rules.quiet_period * (2**flaps))
+        factor: int = 2**flaps  # flaps >= 0, so an int
+        return min(rules.max_quiet, rules.quiet_period * factor)
 
 
 def conditions(g: GpuReading, rules: HealthRules) -> str:

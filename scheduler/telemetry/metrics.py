@@ -6,8 +6,10 @@ leaves no stale series; a reading NVML does not support on a GPU is simply absen
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from scheduler.observability.process import add_process_metrics
 from scheduler.telemetry.health import GpuHealth
@@ -24,8 +26,8 @@ class _ReadingCollector:
         self.health: dict[str, GpuHealth] = {}
         self.last_xid: dict[str, int] = {}
 
-    def collect(self):
-        f = {
+    def collect(self) -> Iterator[Metric]:
+        f: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
             "healthy": GaugeMetricFamily(
                 f"{PREFIX}_healthy", "1 when the agent counts the GPU as healthy", labels=GPU_LABELS
             ),
@@ -112,7 +114,7 @@ class AgentMetrics:
             for call in g.errors:
                 self.nvml_errors.labels(self.node, call).inc()
         for index, xid in reading.xids:
-            g = by_index.get(index)
-            uuid, name = (g.uuid, g.name) if g else ("", "")
+            gpu = by_index.get(index)
+            uuid, name = (gpu.uuid, gpu.name) if gpu else ("", "")
             self._readings.last_xid[uuid or f"index-{index}"] = xid
             self.xid_events.labels(str(index), uuid, name, self.node, str(xid)).inc()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -78,7 +79,7 @@ def utc_now_stamp(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(microsecond=0)
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     schema = msgspec.json.schema(TelemetryReport)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "gpu-scheduler telemetry annotation"

@@ -1,25 +1,26 @@
-"""The Kubernetes edge against the sandbox API server, over HTTP, with the official client."""
+"""actuator/writer.py against the sandbox API server, over HTTP, with the official client: whole
+reconciles of the real programme, retries under injected faults, evictions, dry run, Events and
+the order writes go out in."""
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
 from collections import Counter
 
-import pytest
 from kubernetes import client
 
-from scheduler.cluster import decode_snapshot
-from tests.keys import KEYS
-from scheduler.actuator.watch import Watcher
-from scheduler.actuator.writer import Writer
+from scheduler.actuator.connect import connect
 from scheduler.actuator.reads import read_snapshot
 from scheduler.actuator.retry import Backoff
-from scheduler.cluster.synthetic import dumps
-from scheduler.actuator.writes import MERGE_PATCH, Write, desired_writes, eviction
+from scheduler.actuator.writer import Writer
+from scheduler.actuator.writes import GIVING, MERGE_PATCH, Write, desired_writes, eviction
 from scheduler.planner.plan import plan
 from scheduler.sandbox import SandboxServer
 from tests.builders import programme, stage_yaml
+from tests.keys import KEYS
 from tests.sandbox.conftest import namespace, node, pod, v1_list
 
 from .conftest import MARCH_2026, deletes
@@ -43,31 +44,6 @@ def managed_state(api):
 
 def as_sandbox_counts(counts: Counter) -> Counter:
     return Counter({(SANDBOX_VERB[verb], resource): n for (resource, verb), n in counts.items()})
-
-
-# -- reading ---------------------------------------------------------------------------------------
-def test_read_snapshot_equals_decoding_the_same_list(real_cluster, tmp_path):
-    from scheduler.actuator.connect import connect
-
-    with SandboxServer(port=0, builtin_namespaces=False) as server:
-        server.load_list(real_cluster)
-        with connect(str(server.write_kubeconfig(tmp_path / "kubeconfig"))) as api:
-            snapshot, rv = read_snapshot(api, KEYS)
-    assert snapshot == decode_snapshot(dumps(real_cluster), KEYS)
-    assert rv and int(rv) > 0
-
-
-def test_read_snapshot_keeps_gpu_pods_and_our_quota_only(server, api):
-    server.load_list(v1_list(
-        node("b200-0001"), namespace("lg-exaone"),
-        pod("train", "lg-exaone", "b200-0001", gpus=8), pod("web", "lg-exaone", "b200-0001"),
-        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "gpu-scheduler", "namespace": "lg-exaone"},
-         "spec": {"hard": {"requests.nvidia.com/gpu": "64"}}},
-        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "cpu", "namespace": "lg-exaone"},
-         "spec": {"hard": {"requests.cpu": "64"}}}))
-    snapshot, _ = read_snapshot(api, KEYS)
-    assert [(p.name, p.gpus) for p in snapshot.pods] == [("train", 8)]
-    assert snapshot.quotas == {"lg-exaone": "64"}
 
 
 # -- the first reconcile of the real programme, and steady state -----------------------------------
@@ -97,8 +73,6 @@ def faults_sequence(seed: int, length: int, share: float) -> list[int | None]:
 
 def test_injected_conflicts_throttling_and_server_errors_converge_to_the_same_state(
         real_policy, real_cluster, tmp_path, fake_sleep):
-    from scheduler.actuator.connect import connect
-
     end_states = []
     for faulty in (False, True):
         with SandboxServer(port=0, seed=7) as server:
@@ -292,132 +266,7 @@ def test_events_are_served_to_kubectl_get_events_in_the_namespace(server, api, r
         ("Eliminated", "Warning", "Namespace"), ("QuotaChanged", "Normal", "Namespace")]
 
 
-# -- watching --------------------------------------------------------------------------------------
-@pytest.fixture
-def watcher(api):
-    w = Watcher(api, KEYS, timeout_seconds=30)
-    yield w
-    w.stop()
-
-
-def labelled(name: str, key: str, value: str | None):
-    return lambda snap: any(n.name == name and n.labels.get(key) == value for n in snap.nodes)
-
-
-def test_the_watcher_starts_from_a_full_list(server, api, real_cluster, watcher):
-    server.load_list(real_cluster)
-    watcher.start()
-    assert watcher.snapshot() == read_snapshot(api, KEYS)[0]
-
-
-def test_the_watcher_follows_node_namespace_quota_and_pod_changes(server, api, watcher):
-    server.load_list(v1_list(node("a"), namespace("lg-exaone"), pod("train", "lg-exaone", "a", gpus=8)))
-    watcher.start()
-    core = client.CoreV1Api(api)
-    core.patch_node("a", {"metadata": {"labels": {KEYS.node_state: "free"}}}, _content_type=MERGE_PATCH)
-    assert watcher.wait_for(labelled("a", KEYS.node_state, "free"))
-    core.create_namespaced_resource_quota("lg-exaone", {"metadata": {"name": "gpu-scheduler"},
-                                                        "spec": {"hard": {"requests.nvidia.com/gpu": "8"}}})
-    assert watcher.wait_for(lambda s: s.quotas == {"lg-exaone": "8"})
-    core.patch_namespace("lg-exaone", {"metadata": {"labels": {KEYS.status: "active"}}}, _content_type=MERGE_PATCH)
-    assert watcher.wait_for(lambda s: s.namespaces["lg-exaone"].labels.get(KEYS.status) == "active")
-    core.patch_namespaced_pod_status("train", "lg-exaone", {"status": {"phase": "Succeeded"}},
-                                     _content_type=MERGE_PATCH)
-    assert watcher.wait_for(lambda s: s.pods == ())  # a finished pod frees its GPUs
-    core.delete_node("a")
-    assert watcher.wait_for(lambda s: s.nodes == ())
-    assert watcher.snapshot() == read_snapshot(api, KEYS)[0]
-
-
-def test_an_expired_watch_lists_again_and_carries_on(server, api, watcher):
-    server.load_list(v1_list(node("a"), node("b")))
-    watcher.start()
-    assert server.wait_for_watchers(4)
-    server.compact()
-    assert server.expire_watches(["nodes"]) == 1
-    core = client.CoreV1Api(api)
-    core.patch_node("b", {"metadata": {"labels": {KEYS.node_state: "free"}}}, _content_type=MERGE_PATCH)
-    assert watcher.wait_for(labelled("b", KEYS.node_state, "free"))
-    assert watcher.relists["nodes"] == 1
-    assert server.wait_for_watchers(4)
-    core.patch_node("a", {"metadata": {"labels": {KEYS.node_state: "free"}}}, _content_type=MERGE_PATCH)
-    assert watcher.wait_for(labelled("a", KEYS.node_state, "free"))
-
-
-def test_the_watcher_calls_back_on_every_change(server, api):
-    server.load_list(v1_list(node("a")))
-    seen = []
-    with Watcher(api, KEYS, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
-        start = len(seen)
-        client.CoreV1Api(api).patch_node("a", {"metadata": {"labels": {"x": "1"}}}, _content_type=MERGE_PATCH)
-        assert watcher.wait_for(labelled("a", "x", "1"))
-    assert len(seen) > start
-    assert not watcher.running  # stopping ends every watch thread
-
-
-def test_an_agent_heartbeat_updates_the_cache_without_waking_a_reconcile(server, api):
-    """At 10,000 nodes agents write ~33 heartbeats a second: only a change of healthy GPUs wakes."""
-    import json
-    import time
-
-    key = "gpu-scheduler.sovereign-ai.kr/telemetry"
-
-    def report(stamp: str, healthy: int) -> dict:
-        return {"metadata": {"annotations": {key: json.dumps(
-            {"version": 1, "timestamp": stamp, "total_gpus": 8, "healthy_gpus": healthy,
-             "gpus": [{"index": 0, "uuid": "GPU-0", "healthy": True, "utilization": 0.5}]})}}}
-
-    server.load_list(v1_list(node("a")))
-    core = client.CoreV1Api(api)
-    core.patch_node("a", report("2026-11-30T05:00:00Z", 8), _content_type=MERGE_PATCH)
-    seen = []
-    with Watcher(api, KEYS, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
-        woken = len(seen)
-        core.patch_node("a", report("2026-11-30T05:05:00Z", 8), _content_type=MERGE_PATCH)
-        deadline = time.monotonic() + 10
-        while next(n for n in watcher.snapshot().nodes if n.name == "a").telemetry_at.minute != 5:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert len(seen) == woken  # the heartbeat is in the cache, and woke nothing
-
-        core.patch_node("a", report("2026-11-30T05:06:00Z", 7), _content_type=MERGE_PATCH)
-        assert watcher.wait_for(lambda s: next(n for n in s.nodes if n.name == "a").healthy_gpus == 7)
-        assert len(seen) > woken  # a GPU failing does wake it
-
-
-def test_a_throttled_read_fails_fast_with_its_retry_after_instead_of_sleeping_in_the_http_library(server, api):
-    """urllib3 would retry a 429 GET itself, sleeping the server's Retry-After uncapped; the
-    daemon's own retry rules (capped, jittered) must be the only ones."""
-    import time
-
-    from scheduler.actuator.reads import read_snapshot
-    from scheduler.actuator.retry import Transient
-    from scheduler.sandbox.faults import Fault
-
-    server.load_list(v1_list(node("a")))
-    server.faults.add(verb="list", resource="nodes", sequence=[Fault(429, retry_after=30)])
-    began = time.monotonic()
-    with pytest.raises(Transient) as failure:
-        read_snapshot(api, KEYS)
-    assert time.monotonic() - began < 20  # not the 30 s the server asked for
-    assert failure.value.status == 429 and failure.value.retry_after == 30
-    assert read_snapshot(api, KEYS)[0].nodes[0].name == "a"  # the next read goes through
-
-
-def test_a_watcher_whose_first_list_fails_starts_anyway_and_lists_again(server, api):
-    server.load_list(v1_list(node("a")))
-    server.faults.add(verb="list", resource="nodes", sequence=[500])
-    with Watcher(api, KEYS, timeout_seconds=30, backoff=Backoff(base=0.01, cap=0.05)) as watcher:
-        assert watcher.errors["nodes"] == 1
-        assert watcher.wait_for(lambda s: [n.name for n in s.nodes] == ["a"], timeout=10)
-
-
 def test_writes_of_one_phase_go_out_together_phases_in_order_and_nodes_given_out_one_by_one(api, monkeypatch):
-    import threading
-    import time
-
-    from scheduler.actuator.writes import GIVING
-
     log: list[tuple[str, str, float, float]] = []
     lock = threading.Lock()
     in_flight, most = [0], [0]

@@ -1,5 +1,6 @@
 """Decoding what `kubectl get nodes,namespaces,resourcequotas,pods -A -o json` prints into the
-planner's Snapshot (DESIGN sections 4, 5 and 6)."""
+planner's Snapshot (docs/planning.md, "Node capacity"; docs/daemon.md, "The Kubernetes contract as
+implemented")."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from scheduler.cluster.synthetic import builtin_cluster, dumps
 from scheduler.policy import load_policy
 from tests.keys import KEYS
 
-REAL_POLICY = Path(__file__).resolve().parents[1] / "policies"
+REAL_POLICY = Path(__file__).resolve().parents[2] / "policies"
 PREFIX = "gpu-scheduler.sovereign-ai.kr"
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from scheduler.actuator.writer import Writer
 from scheduler.actuator.connect import connect
+from scheduler.cluster import Keys
 from scheduler.cluster.synthetic import builtin_cluster
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.policy_source import PolicySource
@@ -342,3 +343,38 @@ def test_readyz_turns_unready_when_the_cluster_cannot_be_read_any_more(world):
     r.last_read -= 200  # no successful read for 200 s: three periods and more
     ready, why = daemon.ready()
     assert not ready and "not read for" in why
+
+
+def test_under_another_label_prefix_a_round_lands_and_then_writes_nothing(world):
+    """The chart's `labelPrefix` over HTTP: round 1 lands under example.com keys only, and with
+    drains under way, a reconcile a minute later writes nothing (drain reasons are kept)."""
+    server, api, source, _ = world
+    keys = Keys("example.com")
+    wall = Wall()
+    r = Reconciler(source, ClusterReader(api, keys), Clock(start=t("2026-01-14 23:00"), wall=wall), Metrics(),
+                   Writer(api))
+
+    def settle() -> None:
+        for _ in range(5):  # evict -> release -> reassign take a few reconciles at one instant
+            if r.reconcile().writes == 0:
+                return
+        pytest.fail("did not settle in 5 reconciles")
+
+    settle()  # stage 2 in force: every team holds its nodes, and keeps them busy
+    server.load_list({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"train-{name}", "namespace": c.namespaces[0]},
+         "spec": {"nodeName": name, "containers": [{"name": "trainer", "image": "nvcr.io/nvidia/nemo:25.09",
+                                                    "resources": {"limits": {"nvidia.com/gpu": "8"}}}]},
+         "status": {"phase": "Running"}}
+        for c in r.last.plan.consortia for name in c.nodes]})
+    wall.now += 37 * 3600  # 2026-01-16 12:00: round 1 decided, NC AI winding down
+    settle()
+    draining = [n["metadata"] for n in server.list("nodes") if n["metadata"]["labels"].get(keys.node_state) == "draining"]
+    assert draining, "no node drains at this instant: the test would prove nothing"
+    assert all(m.get("annotations", {}).get(keys.drain_reason) for m in draining), "a drain lost its reason"
+    wall.now += 60
+    assert r.reconcile().writes == 0
+    for node in server.list("nodes"):
+        managed = [k for k in (*node["metadata"].get("labels", {}), *node["metadata"].get("annotations", {}))
+                   if k.startswith(PREFIX)]
+        assert managed == [] or managed == [PREFIX + "pool"], (node["metadata"]["name"], managed)

@@ -1,6 +1,8 @@
 """Golden plans of the real programme: any change to what the planner decides shows up here.
 
-Regenerate after a deliberate change with GOLDEN_UPDATE=1 and review the diff.
+Regenerate the files in tests/planner/golden/ after a deliberate change and review the diff:
+
+    GOLDEN_UPDATE=1 .venv/bin/python -m pytest -q tests/planner/test_golden.py
 """
 
 import json
@@ -26,7 +28,7 @@ def _compare(name: str, value) -> None:
     text = json.dumps(value, indent=1, sort_keys=True) + "\n"
     if os.environ.get("GOLDEN_UPDATE"):
         path.write_text(text)
-    assert path.exists(), f"{path} missing: run with GOLDEN_UPDATE=1"
+    assert path.exists(), f"{path} missing: run GOLDEN_UPDATE=1 pytest tests/planner/test_golden.py"
     assert json.loads(path.read_text()) == json.loads(text)
 
 

@@ -1,4 +1,5 @@
-"""Every policy mistake is reported as `file:line: field.path: message` (DESIGN sections 3 and 6).
+"""Every policy mistake is reported as `file:line: field.path: message` (docs/policy.md, "Validation,
+and every error").
 
 Each test writes a small policy inline and names the exact file, line and field of the mistake.
 Lines are counted by hand from the dedented YAML; the offending line carries a `# line N` comment.
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from scheduler.cli import main
 from scheduler.policy import PolicyError, PolicyIssue, load_policy_texts
 
-REAL_POLICY = Path(__file__).resolve().parents[1] / "policies"
+REAL_POLICY = Path(__file__).resolve().parents[2] / "policies"
 
 # A small valid programme. Stage tests below use it unchanged as program.yaml.
 PROGRAM = dedent("""\

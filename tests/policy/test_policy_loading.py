@@ -1,5 +1,5 @@
 """Loading the policy: the real programme, file layouts, time zones, durations, wind-down defaults,
-the policy hash and the JSON Schema (DESIGN sections 2, 3 and 6)."""
+the policy hash and the JSON Schema (docs/policy.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from scheduler.policy import PolicyError, WindDown, WindDownMode, load_policy, l
 from scheduler.policy.types import parse_duration
 from tests.builders import program_yaml, programme, stage_yaml
 
-REAL_POLICY = Path(__file__).resolve().parents[1] / "policies"
+REAL_POLICY = Path(__file__).resolve().parents[2] / "policies"
 KST = ZoneInfo("Asia/Seoul")
 
 

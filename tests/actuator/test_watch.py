@@ -1,0 +1,115 @@
+"""actuator/watch.py against the sandbox API server: the Watcher's cache starts from a full list,
+follows every change, lists again when a watch expires, and wakes a reconcile only when planning
+would see a difference."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from kubernetes import client
+
+from scheduler.actuator.reads import read_snapshot
+from scheduler.actuator.retry import Backoff
+from scheduler.actuator.watch import Watcher
+from scheduler.actuator.writes import MERGE_PATCH
+from tests.keys import KEYS
+from tests.sandbox.conftest import namespace, node, pod, v1_list
+
+
+@pytest.fixture
+def watcher(api):
+    w = Watcher(api, KEYS, timeout_seconds=30)
+    yield w
+    w.stop()
+
+
+def labelled(name: str, key: str, value: str | None):
+    return lambda snap: any(n.name == name and n.labels.get(key) == value for n in snap.nodes)
+
+
+def test_the_watcher_starts_from_a_full_list(server, api, real_cluster, watcher):
+    server.load_list(real_cluster)
+    watcher.start()
+    assert watcher.snapshot() == read_snapshot(api, KEYS)[0]
+
+
+def test_the_watcher_follows_node_namespace_quota_and_pod_changes(server, api, watcher):
+    server.load_list(v1_list(node("a"), namespace("lg-exaone"), pod("train", "lg-exaone", "a", gpus=8)))
+    watcher.start()
+    core = client.CoreV1Api(api)
+    core.patch_node("a", {"metadata": {"labels": {KEYS.node_state: "free"}}}, _content_type=MERGE_PATCH)
+    assert watcher.wait_for(labelled("a", KEYS.node_state, "free"))
+    core.create_namespaced_resource_quota("lg-exaone", {"metadata": {"name": "gpu-scheduler"},
+                                                        "spec": {"hard": {"requests.nvidia.com/gpu": "8"}}})
+    assert watcher.wait_for(lambda s: s.quotas == {"lg-exaone": "8"})
+    core.patch_namespace("lg-exaone", {"metadata": {"labels": {KEYS.status: "active"}}}, _content_type=MERGE_PATCH)
+    assert watcher.wait_for(lambda s: s.namespaces["lg-exaone"].labels.get(KEYS.status) == "active")
+    core.patch_namespaced_pod_status("train", "lg-exaone", {"status": {"phase": "Succeeded"}},
+                                     _content_type=MERGE_PATCH)
+    assert watcher.wait_for(lambda s: s.pods == ())  # a finished pod frees its GPUs
+    core.delete_node("a")
+    assert watcher.wait_for(lambda s: s.nodes == ())
+    assert watcher.snapshot() == read_snapshot(api, KEYS)[0]
+
+
+def test_an_expired_watch_lists_again_and_carries_on(server, api, watcher):
+    server.load_list(v1_list(node("a"), node("b")))
+    watcher.start()
+    assert server.wait_for_watchers(4)
+    server.compact()
+    assert server.expire_watches(["nodes"]) == 1
+    core = client.CoreV1Api(api)
+    core.patch_node("b", {"metadata": {"labels": {KEYS.node_state: "free"}}}, _content_type=MERGE_PATCH)
+    assert watcher.wait_for(labelled("b", KEYS.node_state, "free"))
+    assert watcher.relists["nodes"] == 1
+    assert server.wait_for_watchers(4)
+    core.patch_node("a", {"metadata": {"labels": {KEYS.node_state: "free"}}}, _content_type=MERGE_PATCH)
+    assert watcher.wait_for(labelled("a", KEYS.node_state, "free"))
+
+
+def test_the_watcher_calls_back_on_every_change(server, api):
+    server.load_list(v1_list(node("a")))
+    seen = []
+    with Watcher(api, KEYS, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
+        start = len(seen)
+        client.CoreV1Api(api).patch_node("a", {"metadata": {"labels": {"x": "1"}}}, _content_type=MERGE_PATCH)
+        assert watcher.wait_for(labelled("a", "x", "1"))
+    assert len(seen) > start
+    assert not watcher.running  # stopping ends every watch thread
+
+
+def test_an_agent_heartbeat_updates_the_cache_without_waking_a_reconcile(server, api):
+    """At 10,000 nodes agents write ~33 heartbeats a second: only a change of healthy GPUs wakes."""
+    key = "gpu-scheduler.sovereign-ai.kr/telemetry"
+
+    def report(stamp: str, healthy: int) -> dict:
+        return {"metadata": {"annotations": {key: json.dumps(
+            {"version": 1, "timestamp": stamp, "total_gpus": 8, "healthy_gpus": healthy,
+             "gpus": [{"index": 0, "uuid": "GPU-0", "healthy": True, "utilization": 0.5}]})}}}
+
+    server.load_list(v1_list(node("a")))
+    core = client.CoreV1Api(api)
+    core.patch_node("a", report("2026-11-30T05:00:00Z", 8), _content_type=MERGE_PATCH)
+    seen = []
+    with Watcher(api, KEYS, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
+        woken = len(seen)
+        core.patch_node("a", report("2026-11-30T05:05:00Z", 8), _content_type=MERGE_PATCH)
+        deadline = time.monotonic() + 10
+        while next(n for n in watcher.snapshot().nodes if n.name == "a").telemetry_at.minute != 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert len(seen) == woken  # the heartbeat is in the cache, and woke nothing
+
+        core.patch_node("a", report("2026-11-30T05:06:00Z", 7), _content_type=MERGE_PATCH)
+        assert watcher.wait_for(lambda s: next(n for n in s.nodes if n.name == "a").healthy_gpus == 7)
+        assert len(seen) > woken  # a GPU failing does wake it
+
+
+def test_a_watcher_whose_first_list_fails_starts_anyway_and_lists_again(server, api):
+    server.load_list(v1_list(node("a")))
+    server.faults.add(verb="list", resource="nodes", sequence=[500])
+    with Watcher(api, KEYS, timeout_seconds=30, backoff=Backoff(base=0.01, cap=0.05)) as watcher:
+        assert watcher.errors["nodes"] == 1
+        assert watcher.wait_for(lambda s: [n.name for n in s.nodes] == ["a"], timeout=10)
