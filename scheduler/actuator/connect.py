@@ -34,3 +34,14 @@ def connect(kubeconfig: str | None = None, in_cluster: bool = False, context: st
         raise_on_status=False,
     )
     return client.ApiClient(cfg)
+
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def context_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
+    """The namespace a kubeconfig's context names (the current one unless `context`), "default"
+    when it names none: what kubectl would use."""
+    contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]  # unannotated in kubernetes
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+    return str(((chosen or {}).get("context") or {}).get("namespace") or "default")

@@ -66,6 +66,14 @@ def classify(exc: BaseException, verb: str = "") -> ApiFailure | None:
     return None
 
 
+def one_line(exc: BaseException) -> str:
+    """An API or connection error as one log line (status, reason, message), never the HTTP
+    headers and body the client's exceptions print; anything else as its type and message."""
+    failure = classify(exc)
+    text = str(failure) if failure is not None else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
 def _message(exc: ApiException) -> str:
     """The apiserver's Status message (with its reason) rather than the whole response."""
     try:
@@ -112,4 +120,14 @@ class Backoff:
         return max(jitter, min(retry_after, self.max_retry_after))
 
 
-__all__ = ["AlreadyExists", "ApiFailure", "Backoff", "Conflict", "NotFound", "Permanent", "Transient", "classify"]
+__all__ = [
+    "AlreadyExists",
+    "ApiFailure",
+    "Backoff",
+    "Conflict",
+    "NotFound",
+    "Permanent",
+    "Transient",
+    "classify",
+    "one_line",
+]

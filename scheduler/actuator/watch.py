@@ -16,7 +16,7 @@ from kubernetes.watch import Watch
 
 from scheduler.actuator.connect import REQUEST_TIMEOUT
 from scheduler.actuator.reads import LISTS, list_raw, read_snapshot
-from scheduler.actuator.retry import Backoff, classify
+from scheduler.actuator.retry import Backoff, classify, one_line
 from scheduler.cluster import Keys, Snapshot, decode_snapshot
 from scheduler.cluster.labels import RESOURCE_QUOTA_NAME
 
@@ -111,7 +111,7 @@ class Watcher:
         try:
             return self._relist(resource)
         except Exception as exc:  # noqa: BLE001 - any API failure: the thread retries
-            log.warning("first list of %s failed (%s); the watch will list it again", resource, exc)
+            log.warning("first list of %s failed (%s); the watch will list it again", resource, one_line(exc))
             self.errors[resource] += 1
             return ""
 

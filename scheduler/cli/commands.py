@@ -203,10 +203,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     sandbox = None
     if args.simulate is not None:
         sandbox, kubeconfig = _start_sandbox(args, policy, keys)
-        config = _replace(config, kubeconfig=kubeconfig)
+        config = _replace(config, kubeconfig=kubeconfig, lease_namespace=_simulate_namespace(args))
     config = _replace(config, start=start)
     try:
         return app.run(config, source, _stop_on_signals())
+    except app.SetupError as err:
+        print(f"gpu-scheduler run: {err}", file=sys.stderr)
+        return 2
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -216,6 +219,11 @@ def _replace(config: Any, **changes: Any) -> Any:
     from dataclasses import replace
 
     return replace(config, **changes)
+
+
+def _simulate_namespace(args: argparse.Namespace) -> str:
+    """Under --simulate the sandbox is ours: the Lease goes in gpu-scheduler unless told otherwise."""
+    return str(args.lease_namespace or "gpu-scheduler")
 
 
 def _start_sandbox(args: argparse.Namespace, policy: Policy, keys: Keys) -> tuple[Any, str]:
@@ -236,7 +244,7 @@ def _start_sandbox(args: argparse.Namespace, policy: Policy, keys: Keys) -> tupl
         {
             "apiVersion": "v1",
             "kind": "List",
-            "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.lease_namespace}}],
+            "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": _simulate_namespace(args)}}],
         }
     )
     folder = tempfile.mkdtemp(prefix="gpu-scheduler-")

@@ -92,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=1.0, help="run the programme's clock N times faster")
     p.add_argument("--start", help="programme time to start from (with --time-scale)")
     p.add_argument("--reconcile-every", type=float, default=30.0, help="seconds between periodic reconciles")
-    p.add_argument("--lease-namespace", default="gpu-scheduler")
+    p.add_argument(
+        "--lease-namespace",
+        help="namespace of the leader Lease and the scheduler's Events (default: the pod's own in cluster, "
+        "the kubeconfig context's outside; with --simulate: gpu-scheduler, created)",
+    )
     with_prefix(p)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=commands.cmd_run)

@@ -11,8 +11,11 @@ import sys
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from scheduler.actuator.connect import connect
+from scheduler.actuator.connect import SERVICE_ACCOUNT_NAMESPACE, connect, context_namespace
+from scheduler.actuator.retry import one_line
 from scheduler.actuator.watch import ClusterReader, Watcher
 from scheduler.actuator.writer import Writer
 from scheduler.cluster import Keys
@@ -40,7 +43,7 @@ class DaemonConfig:
     start: datetime | None = None  # programme time to start from (None: now)
     time_scale: float = 1.0
     reconcile_every: float = 30.0
-    lease_namespace: str = "gpu-scheduler"
+    lease_namespace: str | None = None  # None: the pod's namespace in cluster, else the kubeconfig context's
 
 
 def load_source(config: DaemonConfig) -> PolicySource | None:
@@ -53,11 +56,48 @@ def load_source(config: DaemonConfig) -> PolicySource | None:
     return source
 
 
+class SetupError(Exception):
+    """The daemon cannot start as configured; the message (one line) says how to fix it."""
+
+
+def lease_namespace(config: DaemonConfig) -> str:
+    """Where the leader Lease and the scheduler's own Events live: --lease-namespace, else the
+    pod's own namespace in cluster, else the kubeconfig context's namespace ("default" when the
+    context names none), as kubectl chooses."""
+    if config.lease_namespace:
+        return config.lease_namespace
+    if config.in_cluster:
+        try:
+            return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip()
+        except OSError as err:
+            raise SetupError(f"cannot read this pod's namespace ({err}); pass --lease-namespace") from None
+    return context_namespace(config.kubeconfig)
+
+
+def require_namespace(api: Any, namespace: str) -> None:
+    """Fail at once, in one line, when the Lease's namespace does not exist: a daemon that
+    retried there would never lead and never write. Asked with a list (the controller may list
+    namespaces; it need not get one)."""
+    from kubernetes import client
+
+    try:
+        found = client.CoreV1Api(api).list_namespace(field_selector=f"metadata.name={namespace}", _request_timeout=10)
+    except Exception as err:  # noqa: BLE001 - any failure to ask is a failure to start, said in one line
+        raise SetupError(f"cannot check that namespace {namespace!r} exists: {one_line(err)}") from None
+    if not found.items:
+        raise SetupError(
+            f"namespace {namespace!r} (for the leader Lease and the scheduler's Events) does not exist: "
+            f"create it (kubectl create namespace {namespace}) or pass --lease-namespace"
+        )
+
+
 def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> int:
     clock = Clock(start=config.start, scale=config.time_scale)
     api = connect(config.kubeconfig, config.in_cluster)
+    namespace = lease_namespace(config)
+    require_namespace(api, namespace)
     metrics = Metrics()
-    elector = LeaderElector(api, config.lease_namespace, LEASE_NAME, f"{socket.gethostname()}-{os.getpid()}")
+    elector = LeaderElector(api, namespace, LEASE_NAME, f"{socket.gethostname()}-{os.getpid()}")
     reader = ClusterReader(api, config.keys)
     # a dry run never campaigns for the Lease: it must not take leadership from the real daemon,
     # and it logs every write it would make as if it led
@@ -69,9 +109,7 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
         Writer(api, dry_run=config.dry_run),
         is_leader=(lambda: True) if config.dry_run else (lambda: elector.leading),
     )
-    daemon = Daemon(
-        reconciler, source, clock, metrics, reconcile_every=config.reconcile_every, namespace=config.lease_namespace
-    )
+    daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=config.reconcile_every, namespace=namespace)
     http = HealthServer(metrics.registry, daemon.ready, port=config.metrics_port).start()
 
     def leadership(leading: bool) -> None:

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from scheduler.actuator.retry import one_line
+
 log = logging.getLogger(__name__)
 
 
@@ -131,7 +133,7 @@ class LeaderElector:
         try:
             ok = self.try_acquire_or_renew()
         except Exception as err:  # noqa: BLE001 - API down: keep leading only until the renew deadline passes
-            log.warning("leader election: %s; retrying in %.0fs", err, self.retry_period)
+            log.warning("leader election: %s; retrying in %.0fs", one_line(err), self.retry_period)
             ok = self._leading and self.monotonic() - self._renewed_at < self.renew_deadline
         self._set(ok)
 
@@ -163,5 +165,5 @@ class LeaderElector:
                     spec.renew_time = _now()
                     coord.replace_namespaced_lease(self.name, self.namespace, lease)
             except Exception as err:  # noqa: BLE001 - best effort on the way out
-                log.warning("could not release the leader Lease: %s", err)
+                log.warning("could not release the leader Lease: %s", one_line(err))
         self._set(False)

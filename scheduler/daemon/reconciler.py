@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from scheduler.actuator.retry import classify, one_line
 from scheduler.actuator.watch import ClusterReader
 from scheduler.actuator.writer import Writer
 from scheduler.actuator.writes import desired_writes, policy_invalid_event
@@ -58,9 +59,12 @@ class Reconciler:
             started = time.monotonic()
             try:
                 outcome = self._reconcile()
-            except Exception:
+            except Exception as err:
                 self.metrics.reconcile_total.labels("error").inc()
-                log.exception("reconcile failed; the next periodic reconcile retries")
+                if classify(err) is not None:  # the API answered badly or not at all: one line
+                    log.warning("reconcile failed: %s; the next periodic reconcile retries", one_line(err))
+                else:  # a bug: the whole traceback
+                    log.exception("reconcile failed; the next periodic reconcile retries")
                 raise
             finally:
                 self.metrics.reconcile_duration.observe(time.monotonic() - started)

@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from scheduler.actuator.retry import one_line
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
@@ -162,8 +163,8 @@ class Daemon:
         try:
             self.reconciler.report_invalid_policy(self.namespace)
             self._reported = digest
-        except Exception:
-            log.exception("could not write the PolicyInvalid Event")
+        except Exception as err:  # noqa: BLE001 - reported, and tried again at the next check
+            log.warning("could not write the PolicyInvalid Event: %s", one_line(err))
 
     def check_policy(self) -> None:
         result = self.source.reload()

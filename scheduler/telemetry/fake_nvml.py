@@ -229,7 +229,9 @@ class FakeNvmlFile(BaseModel):
 
     model_config = ConfigDict(strict=True, frozen=True, extra="allow", title="Fake NVML file")
 
-    driver_version: str = Field(min_length=1, max_length=79, description="nvmlSystemGetDriverVersion")
+    driver_version: str | None = Field(
+        None, min_length=1, max_length=79, description="nvmlSystemGetDriverVersion (absent: not supported)"
+    )
     init_error: Literal["library_not_found", "driver_not_loaded", "lib_rm_version_mismatch"] | None = Field(
         None, description="nvmlInit raises this NVML error"
     )
@@ -470,6 +472,8 @@ class FakeNvml:
     def nvmlSystemGetDriverVersion(self) -> str:
         with self._lock:
             self._require_session()
+            if self.spec.driver_version is None:
+                _fail(pynvml.NVML_ERROR_NOT_SUPPORTED)
             return self.spec.driver_version
 
     # -- devices ------------------------------------------------------------------------------

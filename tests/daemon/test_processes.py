@@ -46,7 +46,7 @@ class Replica:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scheduler.cli", "run", "--policy", str(REPO / "policies"),
              "--kubeconfig", str(kubeconfig), "--metrics-port", "0", "--reconcile-every", "1",
-             "--start", start, "--time-scale", "1"],
+             "--start", start, "--time-scale", "1", "--lease-namespace", "gpu-scheduler"],
             stdout=self.out, stderr=subprocess.STDOUT, cwd=REPO)
         self.port = self._port()
 
@@ -176,3 +176,39 @@ def test_a_daemon_killed_mid_drain_resumes_the_same_deadlines(sandbox, tmp_path)
             second.stop(signal.SIGTERM)
     finally:
         first.stop(signal.SIGKILL)
+
+
+def test_out_of_cluster_with_no_flags_it_leads_in_the_context_namespace_and_lands_the_plan(tmp_path):
+    """The common first run: a kubeconfig whose context namespace is `default`, no
+    `gpu-scheduler` namespace anywhere, no flags. The Lease goes where kubectl would look."""
+    with SandboxServer(port=0, seed=5) as server:
+        server.load_list(builtin_cluster(load_policy(REPO / "policies")))
+        assert server.get("namespaces", "gpu-scheduler") is None
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")  # context namespace: default
+        log = tmp_path / "run.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "run", "--kubeconfig", str(kubeconfig),
+                                     "--metrics-port", "0"], stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+            try:
+                wait_until(lambda: (server.get("leases", "gpu-scheduler-leader", "default") or {})
+                           .get("spec", {}).get("holderIdentity"), what="a leader in namespace default")
+                wait_until(lambda: ns_label(server, "lg-exaone", "quota-gpus") is not None, what="the plan landed")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(20) == 0, log.read_text()
+
+
+def test_a_lease_namespace_that_does_not_exist_stops_run_at_once_with_one_line(tmp_path):
+    with SandboxServer(port=0, seed=5) as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", "--kubeconfig", str(kubeconfig),
+                               "--metrics-port", "0", "--lease-namespace", "scheduler-system"],
+                              capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert done.returncode == 2
+        assert time.monotonic() - started < 30  # no retry loop
+        errors = [line for line in done.stderr.splitlines() if "gpu-scheduler run:" in line]
+        assert errors == ["gpu-scheduler run: namespace 'scheduler-system' (for the leader Lease and the "
+                          "scheduler's Events) does not exist: create it (kubectl create namespace scheduler-system) "
+                          "or pass --lease-namespace"], done.stderr
+        assert "Traceback" not in done.stderr and "HTTP response headers" not in done.stderr

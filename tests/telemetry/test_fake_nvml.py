@@ -537,7 +537,7 @@ def test_extra_keys_are_allowed_at_every_level_but_inside_set() -> None:
     (lambda d: d["gpus"][0].update(memory_total_bytes=10, memory_used_bytes=11), "$.gpus[0].memory_used_bytes",
      "exceeds memory_total_bytes"),
     (lambda d: d.update(init_error="gpu_on_fire"), "$.init_error", "'library_not_found'"),
-    (lambda d: d.pop("driver_version"), "$.driver_version", "Field required"),
+    (lambda d: d.update(driver_version=""), "$.driver_version", "at least 1 character"),
     (lambda d: d["events"].append({"after_s": 3, "gpu": 0}), "$.events[0]", "exactly one of the keys"),
     (lambda d: d["events"].append({"after_s": 3, "gpu": 0, "xid": 79, "timeout": True}), "$.events[0]",
      "exactly one of the keys"),
@@ -550,7 +550,7 @@ def test_extra_keys_are_allowed_at_every_level_but_inside_set() -> None:
      "valid boolean"),
     (lambda d: d["events"].append({"after_s": 1, "reset": False}), "$.events[0].reset", "Input should be True"),
 ], ids=["negative", "over-100", "bool", "float-for-int", "missing-uuid", "bus-id", "duplicate-index",
-        "duplicate-uuid", "used-over-total", "init-error", "no-driver-version", "kindless-event", "two-kinds",
+        "duplicate-uuid", "used-over-total", "init-error", "empty-driver-version", "kindless-event", "two-kinds",
         "negative-time", "unknown-gpu", "typo-in-set", "set-type", "reset-false"])
 def test_a_bad_file_names_the_file_and_the_json_path_of_the_bad_field(tmp_path, change, path, says) -> None:
     data = spec({}, {})
@@ -619,3 +619,19 @@ def test_dgx_h200_fixtures_describe_a_realistic_node() -> None:
     assert healthy["events"] == []
     assert xid79["events"] == [{"after_s": 0, "gpu": 3, "xid": 79}]
     assert [g["uuid"] for g in xid79["gpus"]] == [g["uuid"] for g in gpus]
+
+
+def test_a_file_without_a_driver_version_reads_as_unknown_like_any_absent_reading() -> None:
+    """Every reading is optional, the driver version too: absent, NVML says "not supported" and
+    the agent reports the version as unknown ("") rather than refusing the file."""
+    from scheduler.telemetry.nvml import NvmlReader
+
+    data = spec({}, {})
+    data.pop("driver_version")
+    nvml = FakeNvml(data)
+    nvml.nvmlInit()
+    with pytest.raises(nvml.NVMLError_NotSupported):
+        nvml.nvmlSystemGetDriverVersion()
+    nvml.nvmlShutdown()
+    reading = NvmlReader(FakeNvml(data)).read()
+    assert reading.driver_version == "" and not reading.error and reading.gpus
