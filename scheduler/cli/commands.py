@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -92,6 +94,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{args.policy}: valid ({len(policy.files)} file(s), {len(policy.stages)} stage(s), "
         f"{len(policy.consortia)} consortia, {len(policy.pools)} pools; sha256 {policy.sha256[:12]})"
     )
+    from scheduler.cluster.synthetic import TooLarge, check_builtin_size
+
+    try:
+        check_builtin_size(policy)
+    except TooLarge as err:  # valid for a real cluster; only the built-in one cannot be made
+        print(f"note: {err}")
     return 0
 
 
@@ -203,7 +211,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     sandbox = None
     if args.simulate is not None:
         sandbox, kubeconfig = _start_sandbox(args, policy, keys)
-        config = _replace(config, kubeconfig=kubeconfig, lease_namespace=_simulate_namespace(args))
+        config = _replace(
+            config, kubeconfig=kubeconfig, lease_namespace=_simulate_namespace(args), metrics_host="127.0.0.1"
+        )
     config = _replace(config, start=start)
     try:
         return app.run(config, source, _stop_on_signals())
@@ -213,6 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if sandbox is not None:
             sandbox.stop()
+            shutil.rmtree(Path(config.kubeconfig).parent, ignore_errors=True)  # the kubeconfig's folder
 
 
 def _replace(config: Any, **changes: Any) -> Any:

@@ -9,6 +9,8 @@ several times faster and smaller than json.loads followed by walking dicts.
 from __future__ import annotations
 
 import gc
+import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -107,6 +109,8 @@ def _decode(data: bytes | str, keys: Keys) -> Snapshot:
         doc = _DECODER.decode(data)
     except msgspec.DecodeError as err:
         raise SnapshotError(f"not a Kubernetes List in JSON: {err}") from None
+    except RecursionError:
+        raise SnapshotError("not a Kubernetes List in JSON: nested too deep") from None
     default_kind = _ITEM_KIND.get(doc.kind, "")
     if doc.kind not in ("List", *_ITEM_KIND):
         raise SnapshotError(f"expected kind List or NodeList, got {doc.kind!r}")
@@ -133,6 +137,7 @@ def _decode(data: bytes | str, keys: Keys) -> Snapshot:
             if pod is not None:
                 pods.append(pod)
     nodes.sort(key=lambda n: n.name)
+    _refuse_duplicates(nodes)
     pods.sort(key=lambda p: (p.node, p.namespace, p.name))
     return Snapshot(nodes=tuple(nodes), namespaces=namespaces, quotas=quotas, pods=tuple(pods))
 
@@ -147,17 +152,36 @@ def _ours(annotations: dict[str, str], keys: Keys) -> dict[str, str]:
     return {k: v for k, v in annotations.items() if k.startswith(prefix)}
 
 
-def _quantity(value: str | int | float | None) -> int:
-    """GPU counts are plain integers; anything else (absent, malformed) counts as 0."""
+MAX_GPUS_PER_OBJECT = 1_000_000  # far above any node or pod; keeps every sum in range
+_COUNT = re.compile(r"^\+?[0-9]{1,7}$")
+
+
+def _quantity(value: str | int | float | None, what: str) -> int:
+    """A GPU count as Kubernetes writes one (an extended resource is a whole number: "8" or 8);
+    absent is 0. Anything else ("inf", "1e400", "-8", 5,000 digits) is not a cluster the API
+    server could have sent: refused, naming the object, rather than guessed at."""
     if value is None:
         return 0
-    try:
+    if isinstance(value, bool):
+        raise SnapshotError(f"{what}: {value!r} is not a GPU count")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_GPUS_PER_OBJECT:
+        return value
+    if isinstance(value, str) and _COUNT.match(value.strip()) and int(value) <= MAX_GPUS_PER_OBJECT:
         return int(value)
-    except (TypeError, ValueError):
-        try:
-            return int(float(str(value)))
-        except ValueError:
-            return 0
+    shown = repr(value) if len(str(value)) <= 40 else f"{str(value)[:20]!r}... ({len(str(value))} characters)"
+    raise SnapshotError(f"{what}: {shown} is not a GPU count")
+
+
+def _refuse_duplicates(nodes: list[Node]) -> None:
+    """Two nodes of one name would be handed to two teams at once: a file with them is refused."""
+    counts = Counter(n.name for n in nodes)
+    dups = sorted(name for name, n in counts.items() if n > 1)
+    if dups:
+        shown = ", ".join(f"{name} ({counts[name]} times)" for name in dups[:10])
+        more = f" and {len(dups) - 10} more" if len(dups) > 10 else ""
+        raise SnapshotError(f"duplicate node names: {shown}{more}")
 
 
 def node_from(item: _Item, keys: Keys) -> Node:
@@ -167,7 +191,9 @@ def node_from(item: _Item, keys: Keys) -> Node:
     return Node(
         name=m.name,
         labels=MappingProxyType(m.labels),
-        allocatable_gpus=_quantity(item.status.allocatable.get(GPU_RESOURCE)),
+        allocatable_gpus=_quantity(
+            item.status.allocatable.get(GPU_RESOURCE), f"node {m.name}: allocatable {GPU_RESOURCE}"
+        ),
         ready=ready,
         unschedulable=item.spec.unschedulable,
         owner=_owner(m.labels.get(keys.consortium), item.spec.taints, keys),
@@ -210,14 +236,15 @@ def gpu_pod_from(item: _Item) -> GpuPod | None:
     if item.status.phase in ("Succeeded", "Failed"):
         return None
     spec = item.spec
-    running = sum(_container_gpus(c) for c in spec.containers)
-    init = max((_container_gpus(c) for c in spec.initContainers), default=0)
+    what = f"pod {item.metadata.namespace}/{item.metadata.name}: {GPU_RESOURCE}"
+    running = sum(_container_gpus(c, what) for c in spec.containers)
+    init = max((_container_gpus(c, what) for c in spec.initContainers), default=0)
     gpus = max(running, init)  # Kubernetes' effective request
     if gpus <= 0:
         return None
     return GpuPod(item.metadata.namespace, item.metadata.name, spec.nodeName, gpus, item.status.phase or "Pending")
 
 
-def _container_gpus(c: _Container) -> int:
+def _container_gpus(c: _Container, what: str) -> int:
     r = c.resources
-    return _quantity(r.requests.get(GPU_RESOURCE, r.limits.get(GPU_RESOURCE)))
+    return _quantity(r.requests.get(GPU_RESOURCE, r.limits.get(GPU_RESOURCE)), what)

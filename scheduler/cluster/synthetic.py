@@ -17,6 +17,25 @@ from scheduler.policy import UNITS, Policy, Pool
 PRODUCTS = {"B200": "NVIDIA-B200", "H100": "NVIDIA-H100-80GB-HBM3", "H200": "NVIDIA-H200"}
 MEMORY_MIB = {"B200": 183359, "H100": 81559, "H200": 143771}
 CLIQUE_NODES = 18  # nodes per NVLink/IB block in the synthetic topology
+MAX_BUILTIN_NODES = 100_000  # ten times the largest national fleet; a bigger one needs --cluster
+
+
+class TooLarge(ValueError):
+    """The built-in cluster this policy asks for is beyond MAX_BUILTIN_NODES."""
+
+
+def builtin_size(policy: Policy) -> int:
+    """How many nodes the built-in cluster of `policy` has."""
+    return sum(nodes for nodes, _ in pool_sizes(policy).values())
+
+
+def check_builtin_size(policy: Policy) -> None:
+    total = builtin_size(policy)
+    if total > MAX_BUILTIN_NODES:
+        raise TooLarge(
+            f"the built-in cluster sized from this policy would have {total:,} nodes (more than "
+            f"{MAX_BUILTIN_NODES:,}): give the unsized pools a `size`, or plan on a real cluster with --cluster"
+        )
 
 
 def pool_sizes(policy: Policy) -> dict[str, tuple[int, int]]:
@@ -209,6 +228,7 @@ def node_object(
 
 def builtin_cluster(policy: Policy, *, rich: bool = False) -> dict[str, Any]:
     """A v1 List with a node for every slot of every pool and each consortium's namespaces."""
+    check_builtin_size(policy)
     items: list[dict[str, Any]] = []
     index = 0
     for pool in policy.pools:

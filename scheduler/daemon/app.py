@@ -25,7 +25,7 @@ from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.daemon.reconciler import Reconciler
 from scheduler.daemon.service import Daemon
-from scheduler.observability.http import HealthServer
+from scheduler.observability.http import serve
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class DaemonConfig:
     in_cluster: bool = False
     dry_run: bool = False
     metrics_port: int = 9090
+    metrics_host: str = "0.0.0.0"  # every interface in a pod; 127.0.0.1 under --simulate
     start: datetime | None = None  # programme time to start from (None: now)
     time_scale: float = 1.0
     reconcile_every: float = 30.0
@@ -110,7 +111,10 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
         is_leader=(lambda: True) if config.dry_run else (lambda: elector.leading),
     )
     daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=config.reconcile_every, namespace=namespace)
-    http = HealthServer(metrics.registry, daemon.ready, port=config.metrics_port).start()
+    try:
+        http = serve(metrics.registry, daemon.ready, config.metrics_host, config.metrics_port)
+    except OSError as err:
+        raise SetupError(str(err)) from None
 
     def leadership(leading: bool) -> None:
         metrics.leader.set(1 if leading else 0)

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.policy import Policy, PolicyError, load_policy, policy_files
+from scheduler.policy import Policy, PolicyError, PolicyIssue, load_policy, policy_files
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class PolicySource:
                 return Reload(False, self.error)
             self._digest = digest
             try:
-                policy = load_policy(self.path)
+                policy = _load(self.path)
             except PolicyError as err:
                 self.error = err
                 self.reload_errors += 1
@@ -73,3 +73,16 @@ class PolicySource:
             log.info("policy %s loaded from %s (%d stages)", policy.sha256[:12], self.path, len(policy.stages))
             self.policy = policy
             return Reload(True)
+
+
+def _load(path: Path) -> Policy:
+    """load_policy, where any failure at all is a policy error: a file the loader did not foresee
+    (RecursionError, MemoryError, a parser bug) must not escape as a traceback, leave the old
+    verdict in place, or be forgotten once its digest is recorded."""
+    try:
+        return load_policy(path)
+    except PolicyError:
+        raise
+    except Exception as err:  # noqa: BLE001 - reported as a policy error: the last good policy stays
+        detail = " ".join(str(err).split())[:300]
+        raise PolicyError([PolicyIssue(str(path), 0, "", f"cannot load: {type(err).__name__}: {detail}")]) from None

@@ -63,3 +63,12 @@ class HealthServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def serve(registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]], host: str, port: int) -> HealthServer:
+    """A started HealthServer, or OSError with one line naming the address (a port in use by
+    another replica or process, a host that is not this machine's)."""
+    try:
+        return HealthServer(registry, ready, host=host, port=port).start()
+    except OSError as err:
+        raise OSError(f"cannot serve /metrics on {host}:{port}: {err.strerror or err}") from None

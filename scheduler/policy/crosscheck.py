@@ -96,6 +96,14 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
             if e.consortium in listed:
                 at(doc, ("spec", "eligible", j), f"consortium {e.consortium!r} is listed twice")
             listed.setdefault(e.consortium, j)
+            following = ordered[n + 1][1].spec.start if n + 1 < len(ordered) else None
+            if e.from_ is not None and following is not None and e.from_ >= following:
+                at(
+                    doc,
+                    ("spec", "eligible", j, "from"),
+                    f"{e.consortium!r} becomes eligible at {e.from_.isoformat()}, after the next stage "
+                    f"starts ({following.isoformat()}): it would never be eligible in this one",
+                )
 
         if stage.spec.pending and stage.spec.quotas:
             at(

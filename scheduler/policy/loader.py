@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
+from scheduler.policy import limits
 from scheduler.policy.crosscheck import crosscheck
 from scheduler.policy.errors import PolicyError, PolicyIssue
 from scheduler.policy.models import API_VERSION, KINDS, Program, Stage
@@ -47,12 +49,45 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     if not files:
         raise PolicyError([PolicyIssue(str(path), 0, "", "no *.yaml or *.yml policy files found")])
     texts = {}
+    issues = []
     for f in files:
         try:
-            texts[str(f)] = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise PolicyError([PolicyIssue(str(f), 0, "", f"cannot read: {err}")]) from None
+            texts[str(f)] = read_policy_file(f)
+        except PolicyError as err:
+            issues += err.issues
+    if issues:
+        raise PolicyError(issues)
     return load_policy_texts(texts)
+
+
+def read_policy_file(path: Path) -> str:
+    """The text of one policy file: a regular file (not a device, a FIFO or a socket, which could
+    block or never end), at most MAX_FILE_BYTES, in UTF-8 (a bad byte is reported at its line)."""
+    try:
+        info = path.stat()  # follows symlinks: what would be read
+        if not stat.S_ISREG(info.st_mode):
+            raise PolicyError([PolicyIssue(str(path), 0, "", "not a regular file (a device, FIFO or socket?)")])
+        with open(path, "rb") as fh:
+            data = fh.read(limits.MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise PolicyError([PolicyIssue(str(path), 0, "", f"cannot read: {err.strerror or err}")]) from None
+    if len(data) > limits.MAX_FILE_BYTES:
+        raise PolicyError([PolicyIssue(str(path), 0, "", f"larger than {limits.MAX_FILE_BYTES:,} bytes")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)
+        raise PolicyError(
+            [
+                PolicyIssue(
+                    str(path),
+                    line,
+                    "",
+                    f"not UTF-8: byte 0x{data[err.start]:02x} at column {column}",
+                )
+            ]
+        ) from None
 
 
 def load_policy_texts(texts: dict[str, str]) -> Policy:

@@ -16,13 +16,18 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveInt,
+    StrictInt,
     StringConstraints,
     WithJsonSchema,
 )
 
+from scheduler.policy.limits import MAX_GPUS
 from scheduler.policy.types import Duration, Instant, Name, TimeZoneName
+
+# Counts are integers written as integers: `true`, "1024" or 1024.0 are refused, not converted
+# (YAML 1.1 once read `yes` as 1), and bounded so that no count can exhaust memory downstream.
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_GPUS)]
+PositiveCount = Annotated[StrictInt, Field(gt=0, le=MAX_GPUS)]
 
 API_VERSION = "gpu-scheduler.sovereign-ai.kr/v1"
 UNITS = "units"
@@ -84,15 +89,15 @@ class WindDownOverride(_Strict):
 
 
 class GpuModel(_Strict):
-    units: PositiveInt = Field(description="equivalence units of one GPU of this model (1 B200 = 2 H100)")
+    units: PositiveCount = Field(description="equivalence units of one GPU of this model (1 B200 = 2 H100)")
 
 
 class PoolSize(_Strict):
     """Planning hint (extension): the size a pool is built to. Sizes the built-in simulated
     cluster and lets validation reject a quota bigger than every pool of its model together."""
 
-    nodes: PositiveInt
-    gpusPerNode: PositiveInt = 8
+    nodes: PositiveCount
+    gpusPerNode: PositiveCount = 8
 
 
 class Pool(_Strict):
@@ -150,7 +155,7 @@ def _units_or_models(quota: dict[str, int]) -> dict[str, int]:
     return quota
 
 
-Quota = Annotated[dict[str, NonNegativeInt], AfterValidator(_units_or_models)]
+Quota = Annotated[dict[str, Count], AfterValidator(_units_or_models)]
 
 
 def _read_eligible(value: Any) -> Any:

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, PlainSerializer, StringConstraints, ValidationInfo, WithJsonSchema
 
+from scheduler.policy.limits import MAX_YEAR, MIN_YEAR
+
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -73,6 +75,8 @@ def parse_instant(value: Any, info: ValidationInfo | None = None) -> datetime:
         raise ValueError("expected a date (2026-01-15) or a datetime (2026-01-15T00:00:00+09:00)")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(f"{parsed.isoformat()} is outside the years {MIN_YEAR}-{MAX_YEAR} a programme can be about")
     return parsed
 
 

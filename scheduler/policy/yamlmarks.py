@@ -3,26 +3,71 @@
 PyYAML's composer gives nodes with start marks; we build plain Python values from them and
 record, for each path into the document, the line it came from. Timestamps are kept as strings
 so that pydantic parses them (and reports impossible dates as field errors, not tracebacks).
+
+Plain scalars resolve as YAML 1.2's core schema does: `true`/`false` are the only booleans and
+integers are decimal, 0o octal or 0x hex, so `yes`, `on` or `17:04` stay strings (YAML 1.1 reads
+them as a boolean and the base-60 number 1024) and a quota field refuses them.
+
+Every file is bounded before it is built (limits.py): its nesting depth and alias uses are
+counted on the parser's event stream, which needs no recursion, and the values an alias expands
+to are counted while building, so a "billion laughs" file is refused at its line in
+milliseconds instead of taking gigabytes.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from scheduler.policy import limits
+
 Path = tuple[str | int, ...]
+
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_CORE_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader without the implicit timestamp type: dates stay strings for pydantic."""
+    """SafeLoader with YAML 1.2 core booleans and integers, and no implicit timestamps (dates
+    stay strings for pydantic)."""
+
+    def construct_yaml_bool(self, node: yaml.ScalarNode) -> bool:
+        return str(node.value).lower() == "true"
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(node.value).replace("_", "")
+        if text.startswith(("0o", "0x")):
+            return int(text, 0)
+        return int(text, 10)
+
+
+def _core(first: str | None, resolvers: list[tuple[str, re.Pattern[str]]]) -> list[tuple[str, re.Pattern[str]]]:
+    kept = [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:timestamp", _BOOL, _INT)]
+    if first is not None and first in "tTfF":
+        kept.append((_BOOL, _CORE_BOOL))
+    if first is not None and first in "-+0123456789":
+        kept.append((_INT, _CORE_INT))
+    return kept
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    first: _core(first, resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_constructor(_BOOL, _Loader.construct_yaml_bool)
+_Loader.add_constructor(_INT, _Loader.construct_yaml_int)
+
+
+class TooBig(Exception):
+    """The file is beyond one of the limits; `line` is where it crossed it."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line, self.message = line, message
 
 
 @dataclass
@@ -55,15 +100,55 @@ class DuplicateKey(Exception):
         self.key, self.line, self.path = key, line, path
 
 
+def check_bounds(text: str) -> None:
+    """Raise TooBig when `text` nests deeper than MAX_DEPTH or uses more than MAX_ALIASES aliases.
+    Walks the parser's events (iterative), so even a file nested 100,000 deep is refused quickly."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > limits.MAX_DEPTH:
+                raise TooBig(_line(event), f"nested more than {limits.MAX_DEPTH} levels deep")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > limits.MAX_ALIASES:
+                raise TooBig(_line(event), f"more than {limits.MAX_ALIASES} YAML aliases (*name)")
+
+
+def _line(event: yaml.Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 1
+
+
+def _codepoint(character: str | int) -> str:
+    code = ord(character) if isinstance(character, str) else int(character)
+    return f"character U+{code:04X}"
+
+
+def _reader_line(text: str, err: yaml.reader.ReaderError) -> int:
+    return text.count("\n", 0, max(0, err.position)) + 1
+
+
 def load_documents(text: str, file: str) -> tuple[list[Document], list[tuple[int, str, str]]]:
     """Parse every document in `text`.
 
     Returns the documents and a list of (line, field, message) syntax problems; a file with a
     syntax error yields no documents (nothing half-read takes effect).
     """
-    loader = _Loader(text)
     docs: list[Document] = []
     problems: list[tuple[int, str, str]] = []
+    try:
+        check_bounds(text)
+        loader = _Loader(text)
+    except TooBig as big:
+        return [], [(big.line, "", f"refused: {big.message}")]
+    except yaml.reader.ReaderError as err:
+        return [], [(_reader_line(text, err), "", f"not a YAML text: {err.reason} ({_codepoint(err.character)})")]
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        msg = " ".join(str(p) for p in (err.context, err.problem) if p)
+        return [], [(mark.line + 1 if mark else 1, "", f"YAML syntax error: {msg}")]
     try:
         index = 0
         while loader.check_node():
@@ -72,9 +157,12 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[tuple[int
                 continue
             doc = Document(file=file, index=index, data=None, line=node.start_mark.line + 1)
             try:
-                doc.data = _build(loader, node, (), doc)
+                doc.data = _build(loader, node, (), doc, [0])
             except DuplicateKey as dup:
                 problems.append((dup.line, _dotted(dup.path), f"duplicate key {dup.key!r}"))
+                return [], problems
+            except TooBig as big:
+                problems.append((big.line, "", f"refused: {big.message}"))
                 return [], problems
             docs.append(doc)
             index += 1
@@ -84,20 +172,30 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[tuple[int
         msg = " ".join(str(p) for p in (err.context, err.problem) if p)
         problems.append((line, "", f"YAML syntax error: {msg}"))
         return [], problems
-    except yaml.YAMLError as err:  # pragma: no cover - defensive
-        problems.append((1, "", f"YAML error: {err}"))
+    except yaml.YAMLError as err:  # any other parser failure is still a policy problem, never a crash
+        problems.append((1, "", f"YAML error: {' '.join(str(err).split())}"))
         return [], problems
     finally:
         loader.dispose()
     return docs, problems
 
 
-def _build(loader: _Loader, node: yaml.Node, path: Path, doc: Document) -> Any:
+def _build(loader: _Loader, node: yaml.Node, path: Path, doc: Document, count: list[int]) -> Any:
+    """Plain values from `node`, recording lines; `count` is the number of values built so far in
+    this document (aliases expanded), bounded by MAX_VALUES."""
+    count[0] += 1
+    if count[0] > limits.MAX_VALUES:
+        raise TooBig(
+            node.start_mark.line + 1,
+            f"the document expands to more than {limits.MAX_VALUES:,} values (YAML aliases that repeat each other?)",
+        )
     doc.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise TooBig(key_node.start_mark.line + 1, "a mapping key must be a plain value, not a list or mapping")
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 key = str(key)
@@ -106,10 +204,10 @@ def _build(loader: _Loader, node: yaml.Node, path: Path, doc: Document) -> Any:
             if key in out:
                 raise DuplicateKey(key, key_node.start_mark.line + 1, child)
             doc.key_lines[child] = key_node.start_mark.line + 1
-            out[key] = _build(loader, value_node, child, doc)
+            out[key] = _build(loader, value_node, child, doc, count)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
+        return [_build(loader, item, (*path, i), doc, count) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 

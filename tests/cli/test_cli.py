@@ -163,3 +163,29 @@ def test_status_reads_what_the_scheduler_wrote_on_the_namespaces(capsys, tmp_pat
     assert rows["motif"]["next_change"].startswith("pool naver-h100-lease starts draining")
     code, out, _ = run(capsys, "status", "--cluster", str(dump), "--consortium", "lg", "-o", "table")
     assert "lg-exaone" in out and "ncai" not in out
+
+
+def test_a_policy_whose_built_in_cluster_would_be_huge_is_valid_with_a_note_and_plan_says_why(capsys, tmp_path):
+    """A quota far beyond any unsized pool is a valid policy for a real cluster; the built-in
+    cluster, which would need millions of nodes, is refused in one line instead of exhausting memory."""
+    import shutil
+
+    shutil.copytree("policies", tmp_path / "p")
+    stages = tmp_path / "p" / "stages.yaml"
+    stages.write_text(stages.read_text().replace("lg: {units: 1024}", "lg: {units: 9000000}"))
+    code, out, _ = run(capsys, "validate", "--policy", str(tmp_path / "p"))
+    assert code == 0 and "note: the built-in cluster sized from this policy would have 1,126,404 nodes" in out
+    code, out, err = run(capsys, "plan", "--policy", str(tmp_path / "p"), "-o", "json")
+    assert code == 2 and out == ""
+    assert err.startswith("gpu-scheduler: the built-in cluster sized from this policy would have 1,126,404 nodes")
+
+
+def test_status_reads_an_edited_allocation_annotation_as_unknown_not_a_crash(capsys, tmp_path):
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lg-exaone", "labels": {
+        f"{KEYS.prefix}/consortium": "lg", f"{KEYS.prefix}/quota-gpus": "1024"},
+        "annotations": {KEYS.allocation: "[1]"}}}
+    path = tmp_path / "cluster.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [ns]}))
+    code, out, _ = run(capsys, "status", "--cluster", str(path), "-o", "json")
+    row, = json.loads(out)
+    assert code == 0 and row["quota_gpus"] == "1024" and row["target"] == {} and row["next_change"] == ""

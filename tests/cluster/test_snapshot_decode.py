@@ -143,7 +143,34 @@ def test_a_nodes_gpus_are_its_allocatable_nvidia_com_gpu():
     assert only_node(gpus="8").allocatable_gpus == 8
     assert only_node(gpus=4).allocatable_gpus == 4
     assert only_node(gpus=None).allocatable_gpus == 0   # no device plugin: no GPUs
-    assert only_node(gpus="lots").allocatable_gpus == 0  # not a count: no GPUs
+
+
+@pytest.mark.parametrize("gpus", ["lots", "inf", "1e400", "-8", "8.5", "9" * 5000, 10**9, -1])
+def test_a_gpu_count_no_api_server_could_send_is_refused_naming_the_node(gpus):
+    """An extended resource is a whole number. "inf" or 5,000 digits is a hand-made file: refused
+    with the node and the field, never guessed at (or turned into a traceback)."""
+    with pytest.raises(SnapshotError, match=r"^node n1: allocatable nvidia.com/gpu: .* is not a GPU count$"):
+        decode_snapshot(a_list(node("n1", gpus=gpus)), KEYS)
+
+
+def test_a_pods_gpu_request_no_api_server_could_send_is_refused_naming_the_pod():
+    raw = a_list(pod("job", containers=[{"limits": {"nvidia.com/gpu": "inf"}}]))
+    with pytest.raises(SnapshotError, match=r"^pod lg-exaone/job: nvidia.com/gpu: 'inf' is not a GPU count$"):
+        decode_snapshot(raw, KEYS)
+
+
+def test_two_nodes_of_one_name_are_refused_naming_them():
+    """Otherwise one name would be handed to two teams at once."""
+    raw = a_list(node("dup"), node("ok"), node("dup"), node("dup"), node("twice"), node("twice"))
+    with pytest.raises(SnapshotError, match=r"^duplicate node names: dup \(3 times\), twice \(2 times\)$"):
+        decode_snapshot(raw, KEYS)
+
+
+def test_json_nested_millions_deep_is_refused_not_a_crash():
+    deep = "[" * 1_000_000 + "]" * 1_000_000
+    raw = ('{"kind": "List", "items": [{"kind": "Node", "metadata": {"name": "n"}, "x": ' + deep + "}]}").encode()
+    with pytest.raises(SnapshotError, match="nested too deep"):
+        decode_snapshot(raw, KEYS)
 
 
 @pytest.mark.parametrize("condition, ready", [("True", True), ("False", False), ("Unknown", False), (None, False)])

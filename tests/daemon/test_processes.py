@@ -212,3 +212,51 @@ def test_a_lease_namespace_that_does_not_exist_stops_run_at_once_with_one_line(t
                           "scheduler's Events) does not exist: create it (kubectl create namespace scheduler-system) "
                           "or pass --lease-namespace"], done.stderr
         assert "Traceback" not in done.stderr and "HTTP response headers" not in done.stderr
+
+
+def test_a_metrics_port_in_use_stops_run_at_once_with_one_line(sandbox, tmp_path):
+    """Two replicas on one host and one port: the second says so and exits, no traceback."""
+    import socket
+
+    server, kubeconfig = sandbox
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", "--kubeconfig", str(kubeconfig),
+                               "--lease-namespace", "gpu-scheduler", "--metrics-port", str(port)],
+                              capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 2, done.stderr
+    assert f"gpu-scheduler run: cannot serve /metrics on 0.0.0.0:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_simulate_serves_metrics_on_loopback_only_and_leaves_no_temp_folder(tmp_path):
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "run", "--simulate", "--metrics-port", "0",
+                                 "--start", "2026-03-01", "--time-scale", "60"],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        try:
+            wait_until(lambda: "metrics on :" in log.read_text(), what="the daemon to start")
+            port = int(re.search(r"metrics on :(\d+)/metrics", log.read_text()).group(1))
+            folder = Path(re.search(r"--kubeconfig (\S+)/kubeconfig", log.read_text()).group(1))
+            assert folder.is_dir()
+            assert listening_addresses(port) == ["127.0.0.1"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0, log.read_text()
+    assert not folder.exists()
+
+
+def listening_addresses(port: int) -> list[str]:
+    """IPv4 addresses with a socket listening on `port`, from /proc/net/tcp (state 0A = LISTEN)."""
+    import ipaddress
+
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.append(str(ipaddress.IPv4Address(bytes(reversed(bytes.fromhex(address))))))
+    return found
