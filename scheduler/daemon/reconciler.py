@@ -12,17 +12,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from scheduler.actuator.retry import classify, one_line
 from scheduler.actuator.watch import ClusterReader
 from scheduler.actuator.writer import Writer
 from scheduler.actuator.writes import desired_writes, policy_invalid_event
-from scheduler.cluster import Keys
+from scheduler.cluster import Keys, Snapshot
 from scheduler.cluster.decode import paused_gc
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.planner import Plan, plan
+from scheduler.planner.model import DRAINING
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ class Reconciler:
     last_read: float | None = None  # monotonic time of the last successful cluster read
     lock: threading.Lock = field(default_factory=threading.Lock)
     written: dict[str, str] | None = None  # allocation annotation last left on each namespace (drift detection)
+    # when each draining node's drain started, as this replica planned it: the drain clock. The
+    # annotation only reports it; an edited or deleted one is put back from here (docs/security.md)
+    drain_clock: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def keys(self) -> Keys:
@@ -79,6 +84,23 @@ class Reconciler:
         key = self.keys.allocation
         self.written = {ns: ann[key] for ns, ann in result.namespace_annotations.items() if key in ann}
 
+    def _keep_drain_clock(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with every draining node's drain start as this replica last planned it,
+        whatever its annotations now say: a forged start cannot move the deadline, and deleting
+        the annotations cannot restart the clock (the written annotations are put back as drift).
+        A replica that has not planned a drain yet trusts what it first sees."""
+        if not self.drain_clock:
+            return snapshot
+        changed = False
+        nodes = []
+        for node in snapshot.nodes:
+            started = self.drain_clock.get(node.name)
+            if started is not None and node.draining and node.drain_started != started:
+                node = node.with_(drain_started=started)
+                changed = True
+            nodes.append(node)
+        return snapshot.replace(nodes=tuple(nodes)) if changed else snapshot
+
     def report_invalid_policy(self, namespace: str) -> None:
         """The leader tells operators, with an Event, that the policy on disk was not applied."""
         error = self.source.error
@@ -92,13 +114,18 @@ class Reconciler:
         policy = self.source.policy
         if policy is None:
             return Outcome(None, skipped="no valid policy loaded yet")
-        snapshot = self.reader.read()
+        snapshot = self._keep_drain_clock(self.reader.read())
         self.synced = True
         self.last_read = time.monotonic()
         at = self.clock.now()
         with paused_gc():  # a fifth to a third of plan() at 10,000-50,000 nodes is cycle collection
             result = plan(policy, snapshot, at, self.keys)
         self.metrics.observe_plan(result)
+        self.drain_clock = {
+            name: intent.drain_started
+            for name, intent in result.node_intents.items()
+            if intent.state == DRAINING and intent.drain_started is not None
+        }
         if not self.is_leader():
             return Outcome(result, skipped="not the leader")
         with paused_gc():

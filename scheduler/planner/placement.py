@@ -101,7 +101,7 @@ class Rules:
         deadline = started + self.drain_timeout.get(owner, self.default_timeout)
         lease_end = self.lease_ends.get(v.pool.name)
         if lease_end is not None and deadline > lease_end:
-            deadline = max(started, lease_end)
+            deadline = lease_end  # even for a start past the lease end: the lease ends, the drain with it
         return deadline
 
 
@@ -189,6 +189,7 @@ class _ModelPlacement:
                     continue
                 timeout = rules.drain_timeout.get(n.owner, rules.default_timeout)
                 started = n.drain_started or (n.drain_deadline - timeout if n.drain_deadline else rules.at)
+                started = min(started, rules.at)  # a drain cannot have started in the future
                 deadline = rules.deadline(v, n.owner, started)
                 self.out.intents[v.name] = NodeIntent(n.owner, DRAINING, started, deadline, n.drain_reason)
                 if deadline <= rules.at:

@@ -192,6 +192,29 @@ def test_a_lease_pool_drains_drain_timeout_before_it_ends_and_work_moves_to_othe
     assert lease_pool.free_gpus == 0 and not lease_pool.available
 
 
+def test_a_drain_deadline_never_passes_the_lease_end_whatever_its_start_says():
+    """Even a start written after the lease ends (by hand, or by a clock gone wrong) cannot keep
+    a leased node past the day the lessor takes it back."""
+    p = programme(stage_yaml("s1", "2026-01-01", "[a]", "{a: {H100: 16}}"), pools=LEASE)
+    end = t("2026-03-01 00:00")
+    for started in (end - timedelta(hours=3), end - timedelta(minutes=30), end + timedelta(days=30)):
+        snap = cluster(nodes("lease", 1, owner="a", draining_until=started + timedelta(hours=2), drain_started=started),
+                       pods=busy(["lease-000"]))
+        intent = plan(p, snap, end - timedelta(hours=1), KEYS).node_intents["lease-000"]
+        assert intent.drain_deadline <= end, started
+
+
+def test_a_drain_start_in_the_future_counts_from_now():
+    """A drain cannot have started later than now: a forged start in 2099 would otherwise hold
+    the node for ever (outside a lease pool nothing else bounds it)."""
+    p = one_stage("{a: {H100: 0}}")  # a keeps nothing: the drain runs on
+    forged = t("2099-01-01 00:00")
+    snap = cluster(nodes("h100", 1, owner="a", draining_until=forged + timedelta(hours=2), drain_started=forged),
+                   pods=busy(["h100-000"]))
+    intent = plan(p, snap, AT, KEYS).node_intents["h100-000"]
+    assert (intent.drain_started, intent.drain_deadline) == (AT, AT + timedelta(hours=2))
+
+
 def test_a_pool_before_its_window_opens_is_not_used():
     p = programme(stage_yaml("s1", "2026-01-01", "[a]", "{a: {H100: 16}}"), pools=LEASE)
     result = plan(p, cluster(nodes("gov", 2)), t("2026-02-15 00:00") - timedelta(seconds=1), KEYS)

@@ -220,10 +220,17 @@ def _draining_node(cluster: Cluster) -> tuple[str, str]:
     pytest.param({"metadata": {"annotations": {PREFIX + "drain-deadline": None}}}, id="drain-deadline-removed"),
     pytest.param({"metadata": {"annotations": {PREFIX + "drain-deadline": "2099-01-01T00:00:00+09:00"}}},
                  id="drain-deadline-postponed"),
+    pytest.param({"metadata": {"annotations": {PREFIX + "drain-started": "2099-01-01T00:00:00+09:00"}}},
+                 id="drain-started-forged-later"),
+    pytest.param({"metadata": {"annotations": {PREFIX + "drain-started": "2000-01-01T00:00:00+09:00"}}},
+                 id="drain-started-forged-earlier"),
+    pytest.param({"metadata": {"annotations": {PREFIX + "drain-started": None, PREFIX + "drain-deadline": None}}},
+                 id="drain-clock-deleted"),
 ])
 def test_an_edited_draining_node_keeps_draining_towards_the_same_deadline(cluster: Cluster, edit):
-    """The drain clock lives in node annotations so a restart resumes it; an edit must not restart
-    or stop it: the deadline stays drain-started + drainTimeout (finding 2 for the deadline edits)."""
+    """The drain clock is the controller's: the annotations report it (so a restart resumes it),
+    and an edit of them, a forged start, or deleting both, neither restarts, stops, postpones nor
+    hastens it: the deadline stays the planned start + drainTimeout and the pod is not evicted early."""
     node, deadline = _draining_node(cluster)
     started = cluster.node_annotation(node, "drain-started")
     cluster.patch_node(node, edit)
@@ -236,6 +243,7 @@ def test_an_edited_draining_node_keeps_draining_towards_the_same_deadline(cluste
     assert cluster.node_annotation(node, "drain-started") == started
     assert cluster.node_annotation(node, "drain-deadline") == deadline
     assert cluster.drift("node") == 1
+    assert cluster.server.get("pods", "pretrain-0", LG_NS) is not None  # nobody evicted before the deadline
 
 
 # -- forged telemetry -----------------------------------------------------------------------------------
