@@ -89,6 +89,9 @@ class Watcher:
         self.backoff = backoff or Backoff()
         self.relists: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        # resources whose last list or watch failed and has not been seen working since: the
+        # cache may be missing changes there, so a reconcile must not trust it
+        self.failing: set[str] = set()
         self._state: dict[str, dict[tuple[str, str], Any]] = {r: {} for r in LISTS}
         self._version = 0
         self._cond = threading.Condition()
@@ -112,6 +115,7 @@ class Watcher:
             return self._relist(resource)
         except Exception as exc:  # noqa: BLE001 - any API failure: the thread retries
             log.warning("first list of %s failed (%s); the watch will list it again", resource, one_line(exc))
+            self.failing.add(resource)
             self.errors[resource] += 1
             return ""
 
@@ -170,12 +174,14 @@ class Watcher:
                 if not rv:
                     rv = self._relist(resource, again=True)
                 rv = self._watch(resource, rv)
+                self.failing.discard(resource)
                 attempt = 0
                 continue
             except Exception as exc:  # noqa: BLE001 - a watcher thread must outlive any one failure
                 if self._stopping.is_set():
                     return
                 failure = classify(exc, "watch")
+                self.failing.add(resource)
             if failure is not None and failure.status == 410:
                 log.info("watch of %s expired (410 Gone); listing it again", resource)
                 rv = ""
@@ -185,7 +191,17 @@ class Watcher:
                 rv = ""
             self.errors[resource] += 1
             delay = self.backoff.delay(min(attempt, 10), failure.retry_after if failure else None)
-            log.warning("watch of %s failed (%s); trying again in %.1fs", resource, failure, delay)
+            # the first failures in full, then one line in twenty: an API server that is gone
+            # for an hour must not fill the log (each watch retries every few seconds)
+            level = logging.WARNING if attempt < 3 or attempt % 20 == 0 else logging.DEBUG
+            log.log(
+                level,
+                "watch of %s failed (%s, %d in a row); trying again in %.1fs",
+                resource,
+                one_line(failure) if failure else "?",
+                attempt + 1,
+                delay,
+            )
             attempt += 1
             if self._stopping.wait(delay):
                 return
@@ -207,6 +223,7 @@ class Watcher:
             ):
                 if self._stopping.is_set():
                     break
+                self.failing.discard(resource)  # the stream is up again
                 if event["type"] != "BOOKMARK":
                     self._apply(resource, event["type"], event["object"])
                 if w.resource_version:
@@ -217,6 +234,7 @@ class Watcher:
 
     def _relist(self, resource: str, again: bool = False) -> str:
         data, rv = list_raw(self.api, resource)
+        self.failing.discard(resource)
         decoded = decode_snapshot(data, self.keys)
         with self._cond:
             self._state[resource] = dict(_entries(resource, decoded))
@@ -300,6 +318,8 @@ class ClusterReader:
 
     def read(self) -> Snapshot:
         now = self.monotonic()
+        if self.cache is not None and self.cache.failing:
+            self._trusted = False  # a watch is down: what the cache says cannot be confirmed
         if self.cache is not None and self._trusted and now - self._listed_at < self.resync_every:
             self.reads["cache"] += 1
             return self.cache.snapshot()

@@ -110,7 +110,15 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
         Writer(api, dry_run=config.dry_run),
         is_leader=(lambda: True) if config.dry_run else (lambda: elector.leading),
     )
-    daemon = Daemon(reconciler, source, clock, metrics, reconcile_every=config.reconcile_every, namespace=namespace)
+    daemon = Daemon(
+        reconciler,
+        source,
+        clock,
+        metrics,
+        reconcile_every=config.reconcile_every,
+        namespace=namespace,
+        somebody_leads=(lambda: True) if config.dry_run else (lambda: elector.somebody_leads),
+    )
     try:
         http = serve(metrics.registry, daemon.ready, config.metrics_host, config.metrics_port)
     except OSError as err:

@@ -49,17 +49,29 @@ class LeaderElector:
     retry_period: float = 2.0
     on_change: Callable[[bool], None] = lambda leading: None
     request_timeout: float = 5.0  # a hung call must not freeze `leading` past the renew deadline
+    # the longest lease duration honoured from another holder: a Lease rewritten to hold for days
+    # (by hand, or by something that is not a replica) is taken over after this, not obeyed
+    max_foreign_duration: float = 60.0
     monotonic: Callable[[], float] = time.monotonic
     _leading: bool = False
     _seen: tuple[str, str] | None = None  # (holder, renewTime) last observed
     _seen_at: float = 0.0  # when it last changed, by our monotonic clock
     _renewed_at: float = 0.0
+    holder: str = ""  # who held the Lease at the last look ("" when nobody, or not looked yet)
+    _held: bool = False  # whether somebody (us or another) held an unexpired Lease at the last look
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     @property
     def leading(self) -> bool:
         return self._leading
+
+    @property
+    def somebody_leads(self) -> bool:
+        """Whether this replica, or another holding an unexpired Lease, leads: what readiness
+        reports, so that a Lease nobody renews (or one held by something that is not a
+        replica, once its honoured duration is over) shows as an unready Deployment."""
+        return self._leading or self._held
 
     def _set(self, leading: bool) -> None:
         if leading != self._leading:
@@ -99,14 +111,17 @@ class LeaderElector:
                     return False  # someone else created it first
                 raise
             self._renewed_at = self.monotonic()
+            self.holder, self._held = self.identity, True
             return True
         spec = _spec(lease)
         holder = spec.holder_identity or ""
         observed = (holder, str(spec.renew_time))
         if observed != self._seen:
             self._seen, self._seen_at = observed, self.monotonic()
-        duration = spec.lease_duration_seconds or self.lease_duration
+        duration = min(float(spec.lease_duration_seconds or self.lease_duration), self.max_foreign_duration)
         expired = self.monotonic() - self._seen_at > duration
+        self.holder = holder
+        self._held = bool(holder) and not expired
         if holder and holder != self.identity and not expired:
             return False
         if holder != self.identity:
@@ -127,6 +142,7 @@ class LeaderElector:
                 return False
             raise
         self._renewed_at = self.monotonic()
+        self.holder, self._held = self.identity, True
         return True
 
     def step(self) -> None:

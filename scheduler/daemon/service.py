@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,7 +36,9 @@ class Daemon:
         reload_every: float = 2.0,
         namespace: str = "gpu-scheduler",
         debounce: float = 2.0,
+        somebody_leads: Callable[[], bool] = lambda: True,
     ):
+        self.somebody_leads = somebody_leads  # the leader election's view (always true without one)
         self.debounce = debounce
         self.namespace = namespace  # where the daemon runs: its Lease and its own Events live here
         self.reconciler = reconciler
@@ -64,6 +67,8 @@ class Daemon:
         last = self.reconciler.last_read
         if last is not None and time.monotonic() - last > 3 * self.reconcile_every + 30:
             return False, f"cluster not read for {time.monotonic() - last:.0f}s (API unreachable?)"
+        if not self.somebody_leads():
+            return False, "no replica leads (the Lease is free, expired, or held by something else)"
         return True, ""
 
     def start(self) -> None:

@@ -113,3 +113,29 @@ def test_a_watcher_whose_first_list_fails_starts_anyway_and_lists_again(server, 
     with Watcher(api, KEYS, timeout_seconds=30, backoff=Backoff(base=0.01, cap=0.05)) as watcher:
         assert watcher.errors["nodes"] == 1
         assert watcher.wait_for(lambda s: [n.name for n in s.nodes] == ["a"], timeout=10)
+
+
+def test_a_cache_whose_watch_is_down_is_not_trusted_so_a_dead_api_fails_the_read(server, api):
+    """With the API server gone the cache still holds the last cluster, but nothing confirms it:
+    the next read lists (and fails) instead of planning on it for minutes."""
+    from scheduler.actuator.retry import Transient
+    from scheduler.actuator.watch import ClusterReader
+
+    server.load_list(v1_list(node("a"), namespace("lg-exaone")))
+    w = Watcher(api, KEYS, timeout_seconds=30, backoff=Backoff(base=0.05, cap=0.1)).start()
+    try:
+        reader = ClusterReader(api, KEYS, w)
+        reader.read()
+        assert reader.trusted
+        reader.read()
+        assert reader.reads["cache"] == 1
+        server.stop()
+        deadline = time.monotonic() + 20
+        while not w.failing:
+            assert time.monotonic() < deadline, "the watches never noticed the API server was gone"
+            time.sleep(0.05)
+        with pytest.raises(Transient):
+            reader.read()
+        assert not reader.trusted and reader.reads["cache"] == 1
+    finally:
+        w.stop()

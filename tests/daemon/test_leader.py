@@ -91,3 +91,44 @@ def test_a_leader_cut_off_from_the_api_steps_down_after_the_renew_deadline(sandb
     clock.t += 6
     a.step()
     assert not a.leading
+
+
+def test_a_hijacked_lease_is_honoured_only_for_a_bounded_time_and_shows_as_nobody_leading(sandbox):
+    """A Lease rewritten to `holderIdentity: evil, leaseDurationSeconds: 999999` would stop every
+    replica for 11 days. Its duration is honoured up to max_foreign_duration (60 s); while it
+    holds, `somebody_leads` tells readiness the truth once the holder stops renewing."""
+    clock = Ticks()
+    a = elector(sandbox, "a", clock)
+    a.step()
+    coord = client.CoordinationV1Api(sandbox)
+    lease = coord.read_namespaced_lease("gpu-scheduler-leader", "gpu-scheduler")
+    lease.spec.holder_identity, lease.spec.lease_duration_seconds = "evil", 999999
+    coord.replace_namespaced_lease("gpu-scheduler-leader", "gpu-scheduler", lease)
+    clock.t += 1
+    a.step()
+    assert not a.leading and a.holder == "evil" and a.somebody_leads
+    clock.t += 59
+    a.step()
+    assert not a.leading  # within the honoured minute
+    clock.t += 2
+    a.step()
+    assert a.leading and a.holder == "a"
+    assert coord.read_namespaced_lease("gpu-scheduler-leader", "gpu-scheduler").spec.holder_identity == "a"
+
+
+
+def test_a_replica_is_unready_while_nobody_leads():
+    """/readyz follows leadership: with the Lease held by nobody (or by something that stopped
+    renewing), no replica writes, and the Deployment must show it."""
+    from types import SimpleNamespace
+
+    from scheduler.daemon.service import Daemon
+
+    leads = [True]
+    reconciler = SimpleNamespace(synced=True, last_read=None)
+    source = SimpleNamespace(valid=True, policy=object())
+    daemon = Daemon(reconciler, source, clock=None, metrics=None, somebody_leads=lambda: leads[0])  # type: ignore[arg-type]
+    assert daemon.ready() == (True, "")
+    leads[0] = False
+    ok, why = daemon.ready()
+    assert not ok and why.startswith("no replica leads")
