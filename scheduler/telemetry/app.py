@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from scheduler.actuator.connect import connect
-from scheduler.observability.http import HealthServer
+from scheduler.observability.http import serve
 from scheduler.telemetry.agent import Agent, AgentConfig, NodeAnnotationPublisher, PrintPublisher, Publisher
 from scheduler.telemetry.health import HealthRules
 from scheduler.telemetry.metrics import AgentMetrics
@@ -76,7 +76,11 @@ def run(config: AgentAppConfig, stop: threading.Event) -> int:
             return False, "no NVML reading yet"
         return True, "ok"
 
-    http = HealthServer(metrics.registry, ready, port=config.metrics_port).start()
+    try:
+        http = serve(metrics.registry, ready, "0.0.0.0", config.metrics_port)
+    except OSError as err:
+        reader.close()
+        raise AgentSetupError(str(err)) from None
     print(f"gpu-scheduler agent on {config.node}: metrics on :{http.port}/metrics", file=sys.stderr, flush=True)
     agent.run(stop)
     reader.close()
