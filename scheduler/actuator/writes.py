@@ -52,6 +52,7 @@ STAGE_ENTERED, QUOTA_CHANGED, WIND_DOWN_STARTED, ELIMINATED_REASON = (
 )
 NODE_ASSIGNED, NODE_DRAINING, NODE_RELEASED = "NodeAssigned", "NodeDraining", "NodeReleased"
 DECISION_PENDING, DRIFT_REVERTED = "DecisionPending", "DriftReverted"
+FOREIGN_GPU_POD = "ForeignGpuPod"
 
 # Drift kinds (the `kind` label of gpu_scheduler_drift_reverted_total)
 DRIFT_NODE, DRIFT_NAMESPACE, DRIFT_QUOTA = "node", "namespace", "quota"
@@ -538,6 +539,7 @@ def event(
     reports_on: tuple[str, ...] = (),
     consortium: str | None = None,
     once: bool = False,
+    about: tuple[str, str] | None = None,
 ) -> Write:
     """A core/v1 Event in the consortium's namespace, about that namespace (a legacy Event must
     live in its object's namespace, and consortium engineers read their own namespace)."""
@@ -553,9 +555,42 @@ def event(
             at=plan.at,
             labels=labels,
             related=related,
+            about=about,
         )
     )
     return Write("events", "create", name, namespace, body, reason, reports_on=reports_on)
+
+
+def foreign_pod_events(plan: Plan, snapshot: Snapshot, keys: Keys) -> list[Write]:
+    """A Warning Event per foreign GPU pod (plan.foreign_pods), in the pod's own namespace and
+    about the pod, named once per pod and node: whoever runs it sees why it does not belong
+    there. The reconciler sends each once (it remembers what it reported)."""
+    out = []
+    for p in plan.foreign_pods:
+        if p.namespace not in snapshot.namespaces:
+            continue
+        whose = f"consortium {p.team}'s" if p.team else "no consortium's"
+        message = (
+            f"pod {p.namespace}/{p.name} uses {p.gpus} GPU(s) on node {p.node}, which is assigned to consortium "
+            f"{p.holder}; its namespace is {whose}. Only {p.holder}'s pods may run there: delete the pod, or "
+            f"remove its toleration of the {keys.consortium} taint or its nodeName"
+        )
+        out.append(
+            event(
+                plan,
+                p.namespace,
+                FOREIGN_GPU_POD,
+                message,
+                subject=f"pod/{p.name}/{p.node}",
+                keys=keys,
+                warning=True,
+                related=("Node", p.node),
+                consortium=p.team,
+                once=True,
+                about=("Pod", p.name),
+            )
+        )
+    return out
 
 
 def policy_invalid_event(namespace: str, digest: str, problems: list[str], at: datetime) -> Write:

@@ -4,6 +4,7 @@ consortium or pool that disappears from the policy disappears from /metrics too.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -52,6 +53,11 @@ class _PlanCollector:
                 "When a draining node's remaining GPU pods are evicted",
                 labels=["consortium", "node"],
             ),
+            "foreign": GaugeMetricFamily(
+                f"{PREFIX}_foreign_gpu_pods",
+                "GPU pods on the consortium's node that are not the consortium's (another team's, or no team's)",
+                labels=["consortium", "node"],
+            ),
             "stale": GaugeMetricFamily(
                 f"{PREFIX}_telemetry_stale_nodes",
                 "Nodes whose agent telemetry is too old to use (their allocatable GPUs count)",
@@ -95,6 +101,9 @@ class _PlanCollector:
             for name, intent in sorted(plan.node_intents.items()):
                 if intent.drain_deadline is not None and intent.owner:
                     fams["deadline"].add_metric([intent.owner, name], intent.drain_deadline.timestamp())
+            foreign = collections.Counter((p.holder, p.node) for p in plan.foreign_pods)
+            for (holder, node), count in sorted(foreign.items()):
+                fams["foreign"].add_metric([holder, node], count)
             fams["stale"].add_metric([], plan.telemetry_stale_nodes)
             fams["stage"].add_metric([stage], 1)
             fams["pending"].add_metric([plan.pending_stage or ""], 1 if plan.decision_pending else 0)

@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from scheduler.actuator.retry import classify, one_line
 from scheduler.actuator.watch import ClusterReader
 from scheduler.actuator.writer import Writer
-from scheduler.actuator.writes import desired_writes, policy_invalid_event
+from scheduler.actuator.writes import FOREIGN_GPU_POD, desired_writes, foreign_pod_events, policy_invalid_event
 from scheduler.cluster import Keys, Snapshot
 from scheduler.cluster.decode import paused_gc
 from scheduler.daemon.clock import Clock
@@ -53,6 +53,7 @@ class Reconciler:
     # when each draining node's drain started, as this replica planned it: the drain clock. The
     # annotation only reports it; an edited or deleted one is put back from here (docs/security.md)
     drain_clock: dict[str, datetime] = field(default_factory=dict)
+    reported: set[str] = field(default_factory=set)  # ForeignGpuPod Events already written (one per pod and node)
 
     @property
     def keys(self) -> Keys:
@@ -130,6 +131,8 @@ class Reconciler:
             return Outcome(result, skipped="not the leader")
         with paused_gc():
             writes = desired_writes(result, snapshot, policy, self.keys, self.written)
+        foreign = [w for w in foreign_pod_events(result, snapshot, self.keys) if w.name not in self.reported]
+        writes += [replace(w, phase="events") for w in foreign]
         if not writes:
             self._remember(result)
             return Outcome(result)
@@ -143,6 +146,7 @@ class Reconciler:
             if w.drift:
                 self.metrics.drift_reverted_total.labels(w.drift).inc()
         log.info("reconciled at %s: %s", at.isoformat(), report.summary())
+        self.reported |= {w.name for w in report.done if w.body.get("reason") == FOREIGN_GPU_POD}
         if report.failed or report.skipped or report.dry_run:
             self.written = None  # not sure what the namespaces carry now: trust the next plan's view
         else:

@@ -68,6 +68,19 @@ class ChangePoint:
         return {"at": self.at.isoformat(), "what": self.what}
 
 
+@dataclass(frozen=True)
+class ForeignPod:
+    """A GPU pod on a node held by `holder` that is not `holder`'s: it tolerated the team's taint
+    or named the node itself. `team` is the consortium of its namespace (None: no team's)."""
+
+    namespace: str
+    name: str
+    node: str
+    gpus: int
+    holder: str
+    team: str | None
+
+
 @dataclass
 class ConsortiumPlan:
     name: str
@@ -156,6 +169,7 @@ class Plan:
     # writing them in this order makes any prefix of the batch a prefix of the plan, so a batch
     # cut short (a crash, a lost Lease) and planned again continues the same plan
     assign_order: list[str] = field(default_factory=list, repr=False)
+    foreign_pods: list[ForeignPod] = field(default_factory=list, repr=False)  # see ForeignPod
 
     def consortium(self, name: str) -> ConsortiumPlan:
         return next(c for c in self.consortia if c.name == name)

@@ -20,6 +20,7 @@ from scheduler.planner.model import (
     Action,
     ChangePoint,
     ConsortiumPlan,
+    ForeignPod,
     NodeIntent,
     Plan,
     PoolPlan,
@@ -90,7 +91,7 @@ def plan(
 
     upcoming = change_points(policy, snapshot, at, policy_points=policy_points, intents=placement.intents)
     consortia: list[ConsortiumPlan] = []
-    used = _used(views, snapshot, placement)
+    used, foreign = _used(policy, views, snapshot, placement)
     for c in sorted(policy.consortia, key=lambda c: c.name):
         s = stand[c.name]
         allocated: dict[str, int] = defaultdict(int)
@@ -137,27 +138,36 @@ def plan(
         namespace_quotas=ns_quotas,
         telemetry_stale_nodes=stale,
         assign_order=[a.node for a in placement.actions if a.action == ASSIGN],
+        foreign_pods=foreign,
     )
     actions = list(placement.actions) + _namespace_actions(result, snapshot)
     result.actions = sorted(actions, key=Action.sort_key)
     return result
 
 
-def _used(views: list[NodeView], snapshot: Snapshot, placement: Placement) -> dict[str, dict[str, int]]:
-    """GPUs requested by unfinished pods on each consortium's nodes (assigned or draining), by
-    model: what the team actually runs, next to what it holds."""
+def _used(
+    policy: Policy, views: list[NodeView], snapshot: Snapshot, placement: Placement
+) -> tuple[dict[str, dict[str, int]], list[ForeignPod]]:
+    """GPUs requested by each consortium's unfinished pods (the pods of its namespaces) on pool
+    nodes, by model: what the team actually runs, next to what it holds. And the foreign pods:
+    GPU pods on a node a consortium holds (assigned or draining) that are not that consortium's
+    (another team's, or of a namespace no team owns), which the node's owner never sees."""
     holder: dict[str, str] = {}
     for c, vs in placement.nodes.items():
         holder.update((v.name, c) for v in vs)
     for c, names in placement.draining.items():
         holder.update((n, c) for n in names)
+    team = {ns: c.name for c in policy.consortia for ns in c.namespaces}
     model = {v.name: v.pool.gpuModel for v in views}
     used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    foreign: list[ForeignPod] = []
     for pod in snapshot.pods:
-        owner = holder.get(pod.node)
-        if owner is not None:
-            used[owner][model[pod.node]] += pod.gpus
-    return {c: dict(sorted(per.items())) for c, per in used.items()}
+        owner, runner = holder.get(pod.node), team.get(pod.namespace)
+        if runner is not None and pod.node in model:
+            used[runner][model[pod.node]] += pod.gpus
+        if owner is not None and runner != owner:
+            foreign.append(ForeignPod(pod.namespace, pod.name, pod.node, pod.gpus, owner, runner))
+    return {c: dict(sorted(per.items())) for c, per in used.items()}, foreign
 
 
 def _pool_plans(

@@ -39,10 +39,11 @@ class EventRecord:
     at: datetime
     labels: Mapping[str, str]
     related: tuple[str, str] | None = None  # (kind, name) of a second object it is about
+    about: tuple[str, str] | None = None  # (kind, name) of the object in its namespace it is about; None: the namespace
 
 
 def encode(record: EventRecord) -> dict[str, Any]:
-    """The Event object, about the namespace it lives in."""
+    """The Event object, about an object in its namespace (the namespace itself unless `about`)."""
     stamp = timestamps.encode_utc(record.at)
     body: dict[str, Any] = {
         "apiVersion": "v1",
@@ -50,8 +51,8 @@ def encode(record: EventRecord) -> dict[str, Any]:
         "metadata": {"name": record.name, "namespace": record.namespace, "labels": {**MANAGED_BY, **record.labels}},
         "involvedObject": {
             "apiVersion": "v1",
-            "kind": "Namespace",
-            "name": record.namespace,
+            "kind": record.about[0] if record.about else "Namespace",
+            "name": record.about[1] if record.about else record.namespace,
             "namespace": record.namespace,
         },
         "reason": record.reason,
@@ -77,6 +78,8 @@ def decode(body: Mapping[str, Any]) -> EventRecord:
         raise ValueError("not an Event with a name and a timestamp")
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in MANAGED_BY}
     related = body.get("related")
+    involved = body.get("involvedObject") or {}
+    about = (involved["kind"], involved.get("name", "")) if involved.get("kind", "Namespace") != "Namespace" else None
     return EventRecord(
         name=meta["name"],
         namespace=meta.get("namespace", ""),
@@ -86,4 +89,5 @@ def decode(body: Mapping[str, Any]) -> EventRecord:
         at=at,
         labels=labels,
         related=(related["kind"], related["name"]) if related else None,
+        about=about,
     )

@@ -12,7 +12,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
-from scheduler.cluster import decode_snapshot
+from scheduler.cluster import GpuPod, decode_snapshot
 from scheduler.cluster.synthetic import builtin_cluster, dumps
 from scheduler.daemon.metrics import Metrics
 from scheduler.planner import plan
@@ -57,8 +57,11 @@ def controller_metrics() -> Metrics:
     Naver Cloud start winding down and nodes drain (so every plan gauge has series)."""
     policy = load_policy("policies")
     snapshot = decode_snapshot(dumps(builtin_cluster(policy)), KEYS)
-    _, held = settle(policy, snapshot, t("2026-01-14 23:00"), KEYS)
+    stage_2, held = settle(policy, snapshot, t("2026-01-14 23:00"), KEYS)
+    intruder = GpuPod("default", "intruder", stage_2.consortium("lg").nodes[0], 8)  # tolerates lg's taint
+    held = held.replace(pods=(*held.pods, intruder))
     round_1 = plan(policy, held, t("2026-01-15 00:00:01"), KEYS)
+    assert round_1.foreign_pods, "the fixture needs a foreign pod"
     assert any(c.draining_nodes for c in round_1.consortia), "the fixture needs drains in progress"
     metrics = Metrics()
     metrics.observe_plan(round_1)

@@ -66,6 +66,14 @@ def test_an_event_is_about_the_namespace_it_lives_in_and_names_gpu_scheduler():
     assert (body["apiVersion"], body["kind"], body["count"]) == ("v1", "Event", 1)
 
 
+def test_an_event_about_a_pod_names_it_and_reads_back_the_same():
+    r = record(about=("Pod", "stowaway"))
+    body = encode(r)
+    assert body["involvedObject"] == {"apiVersion": "v1", "kind": "Pod", "name": "stowaway",
+                                      "namespace": r.namespace}
+    assert decode(body) == r
+
+
 def test_an_event_carries_the_managed_by_label_beside_its_own():
     labels = encode(record())["metadata"]["labels"]
     assert labels == {"app.kubernetes.io/managed-by": "gpu-scheduler", CONSORTIUM: "lg-exaone"}
