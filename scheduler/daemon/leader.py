@@ -58,6 +58,7 @@ class LeaderElector:
     _seen_at: float = 0.0  # when it last changed, by our monotonic clock
     _renewed_at: float = 0.0
     holder: str = ""  # who held the Lease at the last look ("" when nobody, or not looked yet)
+    _failures: int = 0  # consecutive failed attempts (for the log's backoff)
     _held: bool = False  # whether somebody (us or another) held an unexpired Lease at the last look
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -148,8 +149,19 @@ class LeaderElector:
     def step(self) -> None:
         try:
             ok = self.try_acquire_or_renew()
+            self._failures = 0
         except Exception as err:  # noqa: BLE001 - API down: keep leading only until the renew deadline passes
-            log.warning("leader election: %s; retrying in %.0fs", one_line(err), self.retry_period)
+            # the first failures in full, then one line in twenty (it retries every 2 s)
+            level = logging.WARNING if self._failures < 3 or self._failures % 20 == 0 else logging.DEBUG
+            log.log(
+                level,
+                "leader election: %s (%d in a row); retrying in %.0fs",
+                one_line(err),
+                self._failures + 1,
+                self.retry_period,
+            )
+            self._failures += 1
+            self._held = False  # nobody can be seen leading
             ok = self._leading and self.monotonic() - self._renewed_at < self.renew_deadline
         self._set(ok)
 

@@ -132,3 +132,19 @@ def test_a_replica_is_unready_while_nobody_leads():
     leads[0] = False
     ok, why = daemon.ready()
     assert not ok and why.startswith("no replica leads")
+
+
+def test_an_api_that_is_gone_is_logged_in_a_few_one_line_warnings_not_one_every_retry(tmp_path, caplog):
+    import logging
+
+    srv = SandboxServer(port=0, seed=1).start()
+    api = api_client_for(srv.write_kubeconfig(tmp_path / "kubeconfig"))
+    srv.stop()
+    a = elector(api, "a", Ticks())
+    with caplog.at_level(logging.DEBUG, logger="scheduler.daemon.leader"):
+        for _ in range(25):
+            a.step()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 4  # attempts 1, 2, 3 and 21
+    assert all("\n" not in w and "(" in w for w in warnings)
+    assert not a.leading and not a.somebody_leads
