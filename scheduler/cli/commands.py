@@ -170,6 +170,8 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
+    # urllib3 warns on each connection retry inside one request; our own retries say it once
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def _stop_on_signals() -> Any:
