@@ -103,16 +103,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    from scheduler.cli.render import plan_json, plan_table
-    from scheduler.planner import plan
-
+def _policy_and_cluster(args: argparse.Namespace) -> tuple[Policy, Any] | int:
+    """The policy and the cluster to plan on, or the exit code after saying why not (1: the
+    policy is invalid; 2: the cluster cannot be read)."""
     policy = _load(args)
     if policy is None:
         return 1
     snapshot = _snapshot(args, policy)
     if snapshot is None:
         return 2
+    return policy, snapshot
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from scheduler.cli.render import plan_json, plan_table
+    from scheduler.planner import plan
+
+    loaded = _policy_and_cluster(args)
+    if isinstance(loaded, int):
+        return loaded
+    policy, snapshot = loaded
     at = _instant(args.at, policy) if args.at else _now(policy)
     result = plan(policy, snapshot, at, _keys(args))
     print(plan_table(result) if _output(args) == "table" else plan_json(result))
@@ -123,12 +133,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from scheduler.cli.render import timeline_json, timeline_table
     from scheduler.planner.simulate import simulate
 
-    policy = _load(args)
-    if policy is None:
-        return 1
-    snapshot = _snapshot(args, policy)
-    if snapshot is None:
-        return 2
+    loaded = _policy_and_cluster(args)
+    if isinstance(loaded, int):
+        return loaded
+    policy, snapshot = loaded
     start = (
         _instant(args.from_, policy)
         if args.from_
