@@ -2,7 +2,8 @@
 (uid, creationTimestamp, generateName), each kind's create/update strategy (a new Pod starts
 Pending, a Namespace gets its finalizer and metadata.name label, the main resource cannot write
 `status` and `/status` cannot write `spec`), and validation of names, labels, annotations and
-Events, answered as 422 Invalid with field causes.
+Events, answered as 422 Invalid with field causes; ValidatingAdmissionPolicies and their
+bindings are defaulted and their CEL compiled (policies.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduler.sandbox import errors
-from scheduler.sandbox.resources import ResourceType
+from scheduler.sandbox import errors, policies
+from scheduler.sandbox.resources import ADMISSION_GROUP, ResourceType
 from scheduler.sandbox.selectors import label_key_error, label_value_error
 from scheduler.wire import timestamps
 
@@ -123,6 +124,11 @@ def prepare_create(rtype: ResourceType, obj: Obj, namespace: str | None, clock: 
         out["status"] = {"phase": "Active"}
     elif rtype.kind == "ResourceQuota":
         out["status"] = quota_status(out, {})
+    elif rtype.group == ADMISSION_GROUP:
+        policies.set_defaults(rtype.kind, out)
+        meta["generation"] = 1
+        if rtype.has_status:
+            out["status"] = {}  # written by the API server's type checker, not by clients
     return out
 
 
@@ -167,6 +173,10 @@ def prepare_update(rtype: ResourceType, old: Obj, new: Obj, subresource: str | N
         meta["labels"] = labels
     if rtype.kind == "ResourceQuota" and subresource is None:
         out["status"] = quota_status(out, out.get("status"))
+    if rtype.group == ADMISSION_GROUP:
+        policies.set_defaults(rtype.kind, out)
+        if "generation" in old_meta and out.get("spec") != old.get("spec"):
+            meta["generation"] = old_meta["generation"] + 1
     return out
 
 
@@ -231,6 +241,8 @@ def validate(rtype: ResourceType, obj: Obj, creating: bool) -> None:
         )
     if rtype.kind == "Event":
         causes.extend(_event_causes(rtype, obj, creating))
+    if rtype.group == ADMISSION_GROUP:
+        causes.extend(policies.validate(rtype.kind, obj))
     if causes:
         raise errors.invalid(rtype.group, rtype.kind, name, causes)
 

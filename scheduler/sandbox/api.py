@@ -4,11 +4,12 @@ discovery, and the counters and request log tests read. Independent of the HTTP 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from scheduler.sandbox import discovery, errors, reads, watch, writes
+from scheduler.sandbox import discovery, errors, openapi, reads, watch, writes
 from scheduler.sandbox.errors import ApiError
 from scheduler.sandbox.faults import Fault
+from scheduler.sandbox.identity import UserInfo, authenticate
 from scheduler.sandbox.media import negotiate
 from scheduler.sandbox.protocol import (
     Context,
@@ -61,18 +62,31 @@ def verb_of(method: str, target: Target, req: Request) -> str:
     return verb
 
 
+def _warning_header(warnings: list[str]) -> str:
+    """RFC 7234 warn-values with code 299, as kube-apiserver writes admission warnings."""
+    quoted = ('"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in warnings)
+    return ", ".join(f"299 - {q}" for q in quoted)
+
+
 class Api:
-    def __init__(self, ctx: Context, token: str | None, aggregated_discovery: bool, address: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        token: str | None,
+        aggregated_discovery: bool,
+        address: Callable[[], str],
+        tokens: Mapping[str, UserInfo] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.token = token
+        self.tokens: Mapping[str, UserInfo] = tokens if tokens is not None else {}
         self.aggregated_discovery = aggregated_discovery
         self.address = address
 
     def handle(self, req: Request) -> Response:
         verb = resource = ""
         try:
-            if self.token is not None and req.header("Authorization") != f"Bearer {self.token}":
-                raise errors.unauthorized()
+            req.user = authenticate(req.headers, self.token, self.tokens)
             where = route(req.path)
             if isinstance(where, Discovery):
                 resp = self._discovery(where, req)
@@ -82,6 +96,8 @@ class Api:
                 resp = self._resource(verb, resource, where, req)
         except ApiError as e:
             resp = error_response(e)
+        if req.warnings:
+            resp.headers["Warning"] = _warning_header(req.warnings)
         self.ctx.log.append(
             RequestRecord(
                 req.method,
@@ -144,6 +160,11 @@ class Api:
             return json_response(200, discovery.version())
         if where.what == "openapi":
             raise errors.path_not_found()
+        if where.what == "openapi-v3":
+            doc = openapi.document(where.group, where.version) if where.version else openapi.index()
+            if doc is None:
+                raise errors.path_not_found()
+            return json_response(200, doc)
         if where.what in ("api", "apis"):
             how = negotiate(req.header("Accept"), allow_discovery=self.aggregated_discovery)
             if how.form == "discovery":

@@ -14,6 +14,7 @@ import msgspec
 
 from scheduler.sandbox.errors import ApiError, bad_request
 from scheduler.sandbox.faults import Faults
+from scheduler.sandbox.identity import ADMIN, UserInfo
 from scheduler.sandbox.store import Store, encode
 
 JSON = "application/json"
@@ -26,6 +27,8 @@ class Request:
     query: Mapping[str, str]
     headers: Mapping[str, str]  # case-insensitive lookups (an email.message.Message does)
     body: bytes = b""
+    user: UserInfo = ADMIN  # who it acts as (identity.authenticate)
+    warnings: list[str] = field(default_factory=list)  # sent back as `Warning` headers
 
     def header(self, name: str, default: str = "") -> str:
         value = self.headers.get(name)

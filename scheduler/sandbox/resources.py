@@ -222,7 +222,38 @@ LEASES = ResourceType(
     create_on_update=True,
 )
 
-ALL: tuple[ResourceType, ...] = (NODES, NAMESPACES, RESOURCE_QUOTAS, PODS, EVENTS, EVENTS_V1, LEASES)
+ADMISSION_GROUP = "admissionregistration.k8s.io"
+VALIDATING_ADMISSION_POLICIES = ResourceType(
+    ADMISSION_GROUP,
+    "v1",
+    "validatingadmissionpolicies",
+    "validatingadmissionpolicy",
+    "ValidatingAdmissionPolicy",
+    False,
+    subresources=(Subresource("status", "ValidatingAdmissionPolicy", STATUS_VERBS, group=ADMISSION_GROUP),),
+    categories=("api-extensions",),
+)
+VALIDATING_ADMISSION_POLICY_BINDINGS = ResourceType(
+    ADMISSION_GROUP,
+    "v1",
+    "validatingadmissionpolicybindings",
+    "validatingadmissionpolicybinding",
+    "ValidatingAdmissionPolicyBinding",
+    False,
+    categories=("api-extensions",),
+)
+
+ALL: tuple[ResourceType, ...] = (
+    NODES,
+    NAMESPACES,
+    RESOURCE_QUOTAS,
+    PODS,
+    EVENTS,
+    EVENTS_V1,
+    LEASES,
+    VALIDATING_ADMISSION_POLICIES,
+    VALIDATING_ADMISSION_POLICY_BINDINGS,
+)
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in ALL}
 

@@ -16,7 +16,7 @@ _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
 @dataclass(frozen=True)
 class Discovery:
-    what: str  # "version", "api", "apis", "group", "resources", "health", "openapi"
+    what: str  # "version", "api", "apis", "group", "resources", "health", "openapi", "openapi-v3"
     group: str = ""
     version: str = ""
 
@@ -40,6 +40,12 @@ def route(path: str) -> Discovery | Target:
     if head in ("healthz", "readyz", "livez"):
         return Discovery("health")
     if head == "openapi":
+        if parts[1:] == ["v3"]:
+            return Discovery("openapi-v3")
+        if parts[1:3] == ["v3", "api"] and len(parts) == 4:
+            return Discovery("openapi-v3", "", parts[3])
+        if parts[1:3] == ["v3", "apis"] and len(parts) == 5:
+            return Discovery("openapi-v3", parts[3], parts[4])
         return Discovery("openapi")
     if head == "api":
         if len(parts) == 1:

@@ -211,6 +211,46 @@ def parse_label_selector(text: str | None) -> LabelSelector:
     return _Parser(text).parse()
 
 
+_SELECTOR_OPERATORS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
+
+
+def label_selector_errors(selector: Any, path: str) -> list[tuple[str, str]]:
+    """(field, message) for what kube-apiserver refuses in a metav1.LabelSelector object."""
+    if selector is None:
+        return []
+    if not isinstance(selector, dict):
+        return [(path, "Invalid value: must be an object")]
+    out: list[tuple[str, str]] = []
+    for key, value in (selector.get("matchLabels") or {}).items():
+        why = label_key_error(str(key)) or (label_value_error(value) if isinstance(value, str) else "must be a string")
+        if why:
+            out.append((f"{path}.matchLabels", f'Invalid value: "{key}": {why}'))
+    for i, expr in enumerate(selector.get("matchExpressions") or []):
+        where = f"{path}.matchExpressions[{i}]"
+        op = (expr or {}).get("operator")
+        values = (expr or {}).get("values") or []
+        if op not in _SELECTOR_OPERATORS:
+            out.append((f"{where}.operator", f'Invalid value: "{op}": not a valid selector operator'))
+        elif op in ("In", "NotIn") and not values:
+            out.append((f"{where}.values", "Required value: must be specified when `operator` is 'In' or 'NotIn'"))
+        elif op in ("Exists", "DoesNotExist") and values:
+            out.append(
+                (f"{where}.values", "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
+            )
+    return out
+
+
+def from_label_selector(selector: Mapping[str, Any] | None) -> LabelSelector:
+    """A metav1.LabelSelector object (matchLabels, matchExpressions); None or {} selects all."""
+    if not selector:
+        return LabelSelector()
+    reqs = [Requirement(str(k), "=", (str(v),)) for k, v in (selector.get("matchLabels") or {}).items()]
+    for expr in selector.get("matchExpressions") or []:
+        op = _SELECTOR_OPERATORS[expr["operator"]]
+        reqs.append(Requirement(str(expr["key"]), op, tuple(str(v) for v in expr.get("values") or ())))
+    return LabelSelector(tuple(reqs))
+
+
 @dataclass(frozen=True)
 class FieldTerm:
     getter: Callable[[dict[str, Any]], str]

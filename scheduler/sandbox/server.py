@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import builtins
 import random
+import secrets
 import socket
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from scheduler.sandbox import kubeconfig, loader, render, resources
 from scheduler.sandbox.api import Api
 from scheduler.sandbox.faults import Faults
+from scheduler.sandbox.identity import UserInfo
 from scheduler.sandbox.protocol import Context, RequestRecord
 from scheduler.sandbox.resources import ResourceType
 from scheduler.sandbox.selectors import parse_label_selector
@@ -52,6 +54,7 @@ class SandboxServer:
         *,
         host: str = "127.0.0.1",
         token: str | None = None,
+        tokens: Mapping[str, UserInfo] | None = None,
         clock: Callable[[], datetime] | None = None,
         seed: int = 0,
         history_limit: int = 10_000,
@@ -61,6 +64,8 @@ class SandboxServer:
     ) -> None:
         self.host = host
         self.token = token
+        # bearer token -> user; a request with no known token acts as identity.ADMIN
+        self.tokens: dict[str, UserInfo] = dict(tokens or {})
         self.store = Store(history_limit)
         self.faults = faults if faults is not None else Faults(seed)
         self._stopping = threading.Event()
@@ -98,7 +103,7 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         if self._http is not None:
             return self
-        api = Api(self.ctx, self.token, self._aggregated, lambda: f"{self.host}:{self.port}")
+        api = Api(self.ctx, self.token, self._aggregated, lambda: f"{self.host}:{self.port}", self.tokens)
         self._http = HttpServer((self.host, self._requested_port), api)
         self._thread = threading.Thread(
             target=self._http.serve_forever,
@@ -144,8 +149,30 @@ class SandboxServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
-        return kubeconfig.write(path, self.url, self.token, namespace)
+    def add_user(self, user: UserInfo, token: str | None = None) -> str:
+        """Register a bearer token for `user` (a new random one unless given); returns it."""
+        token = token or secrets.token_urlsafe(24)
+        self.tokens[token] = user
+        return token
+
+    def token_of(self, user: UserInfo) -> str | None:
+        return next((t for t, u in self.tokens.items() if u == user), None)
+
+    def write_kubeconfig(
+        self, path: str | Path, namespace: str = "default", user: str | UserInfo | None = None
+    ) -> Path:
+        """A kubeconfig for this server; `user`: a token of `tokens`, or a UserInfo (a token is
+        registered for it when it has none), to act as that user with kubectl and the official
+        client alike (see kubeconfig.py). Without it: the server's `token`, the default user."""
+        if user is None:
+            return kubeconfig.write(path, self.url, self.token, namespace)
+        if isinstance(user, str):
+            if user not in self.tokens:
+                raise KeyError(f"no user has the token {user!r}")
+            token, info = user, self.tokens[user]
+        else:
+            token, info = self.token_of(user) or self.add_user(user), user
+        return kubeconfig.write(path, self.url, token, namespace, info)
 
     # -- contents -----------------------------------------------------------------------------
     def load_list(self, source: loader.Source) -> int:

@@ -279,6 +279,43 @@ def _lease_row(obj: Obj, now: datetime) -> list[Any]:
 _LEASE_COLUMNS = [_NAME, _col("Holder", description="The holder of the lease."), _AGE]
 
 
+# -- ValidatingAdmissionPolicy and its binding ---------------------------------------------------
+def _policy_row(obj: Obj, now: datetime) -> list[Any]:
+    spec = obj.get("spec") or {}
+    kind = spec.get("paramKind")
+    param = f"{kind.get('apiVersion', '')}/{kind.get('kind', '')}" if isinstance(kind, dict) else "<unset>"
+    return [_name(obj), len(spec.get("validations") or []), param, _age(obj, now)]
+
+
+_POLICY_COLUMNS = [
+    _NAME,
+    _col(
+        "Validations",
+        type_="integer",
+        description="Validations indicates the number of validation rules defined in this configuration",
+    ),
+    _col("ParamKind", description="ParamKind specifies the kind of resources used to parameterize this policy"),
+    _AGE,
+]
+
+
+def _binding_row(obj: Obj, now: datetime) -> list[Any]:
+    spec = obj.get("spec") or {}
+    ref = spec.get("paramRef")
+    param = "<unset>"
+    if isinstance(ref, dict) and ref.get("name"):
+        param = f"{ref.get('namespace') or '*'}/{ref['name']}"
+    return [_name(obj), spec.get("policyName", ""), param, _age(obj, now)]
+
+
+_BINDING_COLUMNS = [
+    _NAME,
+    _col("PolicyName", description="PolicyName indicates the policy definition which the policy binding binded to"),
+    _col("ParamRef", description="ParamRef indicates the param resource which sets the configration param"),
+    _AGE,
+]
+
+
 # -- anything else ------------------------------------------------------------------------------
 def _default_row(obj: Obj, now: datetime) -> list[Any]:
     return [_name(obj), (obj.get("metadata") or {}).get("creationTimestamp")]
@@ -294,6 +331,8 @@ _PRINTERS: dict[str, Printer] = {
     "Pod": (_POD_COLUMNS, _pod_row),
     "ResourceQuota": (_QUOTA_COLUMNS, _quota_row),
     "Lease": (_LEASE_COLUMNS, _lease_row),
+    "ValidatingAdmissionPolicy": (_POLICY_COLUMNS, _policy_row),
+    "ValidatingAdmissionPolicyBinding": (_BINDING_COLUMNS, _binding_row),
 }
 
 

@@ -2,24 +2,25 @@
 
 Each write is one critical section on the store lock: read the current object, check the
 client's resourceVersion (409 Conflict when stale), apply the kind's strategy and validation,
-store. An update or patch that changes nothing is not written (the resourceVersion stays and no
-watch event is sent), as in kube-apiserver. Objects with finalizers are marked with a
-deletionTimestamp and go once an update empties `metadata.finalizers`. Deleting a namespace
-deletes what is in it at once (no namespace controller runs here).
+then the validating admission policies (policies.py), store. An update or patch that changes
+nothing is not written (the resourceVersion stays and no watch event is sent), as in
+kube-apiserver. Objects with finalizers are marked with a deletionTimestamp and go once an update
+empties `metadata.finalizers`. Deleting a namespace deletes what is in it at once (no namespace
+controller runs here).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from scheduler.sandbox import admission, errors, render
+from scheduler.sandbox import admission, errors, policies, render
 from scheduler.sandbox import patch as patching
 from scheduler.sandbox.admission import timestamp, utc_now
 from scheduler.sandbox.errors import ApiError
 from scheduler.sandbox.media import negotiate
 from scheduler.sandbox.protocol import Context, Request, Response, json_response
 from scheduler.sandbox.reads import include_object, select
-from scheduler.sandbox.resources import ALL, NAMESPACES, PODS, ResourceType
+from scheduler.sandbox.resources import ALL, NAMESPACES, PODS, VALIDATING_ADMISSION_POLICY_BINDINGS, ResourceType
 from scheduler.sandbox.routing import Target
 from scheduler.sandbox.store import Stored, body_of, stamp
 
@@ -58,6 +59,55 @@ def _parse_rv(rtype: ResourceType, name: str, text: Any) -> int | None:
         ) from None
 
 
+def _served_form(rtype: ResourceType, obj: Obj | None) -> Obj | None:
+    """An object as the request's API version has it (what admission policies see)."""
+    if obj is None:
+        return None
+    full = {"kind": rtype.kind, "apiVersion": rtype.stored_api_version, **obj}
+    return rtype.from_storage(full) if rtype.from_storage else {**full, "apiVersion": rtype.api_version}
+
+
+_OPTIONS = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
+
+
+def _admit(
+    ctx: Context,
+    req: Request,
+    operation: str,
+    rtype: ResourceType,
+    sub: str | None,
+    name: str,
+    obj: Obj | None,
+    old: Obj | None,
+    options: Obj | None = None,
+    kind: tuple[str, str, str] | None = None,
+) -> None:
+    """Validating admission policies for one write (caller holds the store lock)."""
+    if not ctx.store.count(VALIDATING_ADMISSION_POLICY_BINDINGS.store_key):
+        return
+    if rtype is NAMESPACES:
+        namespace = name if operation != "CREATE" else ""
+    else:
+        namespace = ((obj if obj is not None else old) or {}).get("metadata", {}).get("namespace", "")
+    attrs = policies.Attributes(
+        operation,
+        rtype,
+        sub or "",
+        name,
+        namespace,
+        obj if kind else _served_form(rtype, obj),
+        _served_form(rtype, old),
+        req.user,
+        req.dry_run,
+        {"kind": _OPTIONS[operation], "apiVersion": "meta.k8s.io/v1", **(options or {})},
+        kind,
+    )
+    try:
+        policies.admit(ctx.store, attrs)
+    finally:
+        req.warnings.extend(attrs.warnings)
+
+
 def _check_namespace_exists(ctx: Context, rtype: ResourceType, namespace: str) -> None:
     if rtype.namespaced and ctx.store.get(NAMESPACES.store_key, ("", namespace)) is None:
         raise errors.not_found("", "namespaces", namespace)
@@ -79,13 +129,14 @@ def create(ctx: Context, target: Target, req: Request) -> Response:
                 raise errors.already_exists(rtype.group, rtype.plural, key[1])
             obj["metadata"]["name"] = admission.generate_name(obj["metadata"]["generateName"], ctx.rng)
             key = (key[0], obj["metadata"]["name"])
+        _admit(ctx, req, "CREATE", rtype, None, "" if generated else key[1], obj, None)
         stored = _dry(obj, ctx.store.resource_version) if req.dry_run else ctx.store.put(rtype.store_key, obj)
     return _respond(ctx, req, 201, rtype, stored)
 
 
-def _write_update(ctx: Context, rtype: ResourceType, cur: Stored, new: Obj, sub: str | None, dry_run: bool) -> Stored:
-    """Store `new` (client form converted to storage) over `cur`: strategy, validation, no-op
-    detection, finalizers. Caller holds the store lock."""
+def _write_update(ctx: Context, rtype: ResourceType, cur: Stored, new: Obj, sub: str | None, req: Request) -> Stored:
+    """Store `new` (client form converted to storage) over `cur`: strategy, validation,
+    admission policies, no-op detection, finalizers. Caller holds the store lock."""
     name = cur.obj["metadata"]["name"]
     want_rv = _parse_rv(rtype, name, (new.get("metadata") or {}).get("resourceVersion"))
     if want_rv is not None and want_rv != cur.rv:
@@ -93,9 +144,10 @@ def _write_update(ctx: Context, rtype: ResourceType, cur: Stored, new: Obj, sub:
     obj = admission.prepare_update(rtype, cur.obj, new, sub)
     admission.validate(rtype, obj, creating=False)
     obj = stamp(obj, cur.rv)
+    _admit(ctx, req, "UPDATE", rtype, sub, name, obj, cur.obj)  # even a no-op update is admitted
     if obj == cur.obj:
         return cur
-    if dry_run:
+    if req.dry_run:
         return _dry(obj, cur.rv)
     meta = obj["metadata"]
     if meta.get("deletionTimestamp") and not meta.get("finalizers"):
@@ -123,7 +175,7 @@ def update(ctx: Context, target: Target, req: Request) -> Response:
             if rtype.create_on_update and target.subresource is None:
                 return create(ctx, target, req)
             raise errors.not_found(rtype.group, rtype.plural, target.name or "")
-        stored = _write_update(ctx, rtype, cur, new, target.subresource, req.dry_run)
+        stored = _write_update(ctx, rtype, cur, new, target.subresource, req)
     return _respond(ctx, req, 200, rtype, stored)
 
 
@@ -147,7 +199,7 @@ def patch(ctx: Context, target: Target, req: Request) -> Response:
                 target.name or "",
                 [("metadata.name", "FieldValueInvalid", f'Invalid value: "{meta.get("name")}": field is immutable')],
             )
-        stored = _write_update(ctx, rtype, cur, _to_storage(rtype, patched), target.subresource, req.dry_run)
+        stored = _write_update(ctx, rtype, cur, _to_storage(rtype, patched), target.subresource, req)
     return _respond(ctx, req, 200, rtype, stored)
 
 
@@ -181,10 +233,15 @@ def _check_preconditions(rtype: ResourceType, cur: Stored, options: Obj) -> None
         )
 
 
-def _delete_one(ctx: Context, rtype: ResourceType, cur: Stored, options: Obj, dry_run: bool) -> tuple[Stored, bool]:
-    """(the object as answered, whether it is gone). Caller holds the store lock."""
+def _delete_one(
+    ctx: Context, rtype: ResourceType, cur: Stored, options: Obj, dry_run: bool, req: Request | None
+) -> tuple[Stored, bool]:
+    """(the object as answered, whether it is gone). Caller holds the store lock. `req`: the
+    request to admit the deletion for (None: a deletion admission does not see, as an eviction's)."""
     _check_preconditions(rtype, cur, options)
     meta = cur.obj["metadata"]
+    if req is not None:
+        _admit(ctx, req, "DELETE", rtype, None, meta["name"], None, cur.obj, options)
     if rtype is NAMESPACES:
         obj = stamp(cur.obj, cur.rv)
         obj["metadata"] = {**obj["metadata"], "deletionTimestamp": timestamp(ctx.clock)}
@@ -222,7 +279,7 @@ def delete(ctx: Context, target: Target, req: Request) -> Response:
         cur = ctx.store.get(rtype.store_key, _key(target))
         if cur is None:
             raise errors.not_found(rtype.group, rtype.plural, target.name or "")
-        answered, gone = _delete_one(ctx, rtype, cur, options, req.dry_run)
+        answered, gone = _delete_one(ctx, rtype, cur, options, req.dry_run, req)
     if gone and not rtype.delete_returns_object and rtype is not NAMESPACES:
         return json_response(200, render.status_success(rtype, answered))
     return _respond(ctx, req, 200, rtype, answered)
@@ -235,7 +292,7 @@ def deletecollection(ctx: Context, target: Target, req: Request) -> Response:
     with ctx.store.lock:
         rv, items = select(ctx, target, req)
         for cur in items:
-            answered, _ = _delete_one(ctx, rtype, cur, options, req.dry_run)
+            answered, _ = _delete_one(ctx, rtype, cur, options, req.dry_run, req)
             deleted.append(answered)
         rv = ctx.store.resource_version
     return Response(200, render.list_bytes(rtype, deleted, render.list_meta(rv, None, None)))
@@ -259,7 +316,12 @@ def evict(ctx: Context, target: Target, req: Request) -> Response:
         if cur is None:
             raise errors.not_found("", "pods", target.name or "")
         dry_run = req.dry_run or "All" in (options.get("dryRun") or [])
-        _delete_one(ctx, PODS, cur, options, dry_run)
+        eviction = {**body, "kind": "Eviction", "apiVersion": "policy/v1"}
+        eviction["metadata"] = {**(body.get("metadata") or {}), "name": target.name, "namespace": target.namespace}
+        _admit(
+            ctx, req, "CREATE", PODS, "eviction", target.name or "", eviction, None, kind=("policy", "v1", "Eviction")
+        )
+        _delete_one(ctx, PODS, cur, options, dry_run, None)
     return json_response(201, render.status_success(PODS, None, 201))
 
 

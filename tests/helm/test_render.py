@@ -61,7 +61,8 @@ def test_the_kubernetes_validate_command_passes_everything_but_the_operator_kind
 
 
 def test_every_namespaced_object_lands_in_the_release_namespace(render):
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
+                      "ValidatingAdmissionPolicyBinding"}
     for name in VALUE_SETS:
         for obj in render(name).objects:
             ns = obj["metadata"].get("namespace")
@@ -77,7 +78,8 @@ def test_default_values_render_the_expected_objects(render):
     assert render("default").kinds() == sorted([
         "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "DaemonSet",
         "Deployment", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "Role", "RoleBinding",
-        "Service", "Service", "ServiceAccount", "ServiceAccount"])
+        "Service", "Service", "ServiceAccount", "ServiceAccount",
+        *["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 4])
 
 
 def test_monitoring_toggles_add_exactly_their_objects(render):

@@ -26,7 +26,8 @@ def test_core_and_group_versions(api):
     assert client.CoreApi(api).get_api_versions().versions == ["v1"]
     groups = {g.name: g.preferred_version.group_version
               for g in client.ApisApi(api).get_api_versions().groups}
-    assert groups == {"events.k8s.io": "events.k8s.io/v1", "coordination.k8s.io": "coordination.k8s.io/v1"}
+    assert groups == {"events.k8s.io": "events.k8s.io/v1", "coordination.k8s.io": "coordination.k8s.io/v1",
+                      "admissionregistration.k8s.io": "admissionregistration.k8s.io/v1"}
 
 
 def test_core_v1_resource_list(core):
@@ -49,6 +50,12 @@ def test_group_resource_lists(api):
     assert [(r.name, r.kind, r.namespaced) for r in leases] == [("leases", "Lease", True)]
     events = client.EventsV1Api(api).get_api_resources().resources
     assert [(r.name, r.kind, r.short_names) for r in events] == [("events", "Event", ["ev"])]
+    admission = client.AdmissionregistrationV1Api(api).get_api_resources().resources
+    assert [(r.name, r.kind, r.namespaced, r.group) for r in admission] == [
+        ("validatingadmissionpolicies", "ValidatingAdmissionPolicy", False, None),
+        ("validatingadmissionpolicies/status", "ValidatingAdmissionPolicy", False, None),
+        ("validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding", False, None)]
+    assert all(r.categories == ["api-extensions"] for r in admission if "/" not in r.name)
 
 
 def test_the_dynamic_client_finds_every_served_resource(api, server):
@@ -72,7 +79,7 @@ def test_aggregated_discovery_when_asked_for_it(server):
     assert {s["subresource"] for s in resources["pods"]["subresources"]} == {"eviction", "status"}
     _, _, body = raw(server, "GET", "/apis", headers={"Accept": AGGREGATED_ACCEPT})
     assert sorted(i["metadata"]["name"] for i in json.loads(body)["items"]) == \
-        ["coordination.k8s.io", "events.k8s.io"]
+        ["admissionregistration.k8s.io", "coordination.k8s.io", "events.k8s.io"]
 
 
 def test_plain_discovery_when_aggregated_is_off_or_not_asked():
@@ -85,8 +92,21 @@ def test_plain_discovery_when_aggregated_is_off_or_not_asked():
         assert json.loads(body)["kind"] == "APIGroupList"
 
 
-def test_openapi_is_not_served(server):
-    assert raw(server, "GET", "/openapi/v3")[0] == 404
+def test_openapi_v3_says_the_server_validates_fields_and_v2_is_not_served(server):
+    status, _, body = raw(server, "GET", "/openapi/v3")
+    assert status == 200
+    paths = json.loads(body)["paths"]
+    assert set(paths) == {"api/v1", "apis/events.k8s.io/v1", "apis/coordination.k8s.io/v1",
+                          "apis/admissionregistration.k8s.io/v1"}
+    url = paths["api/v1"]["serverRelativeURL"]
+    assert url.startswith("/openapi/v3/api/v1?hash=")
+    status, _, body = raw(server, "GET", url)
+    patch = json.loads(body)["paths"]["/api/v1/nodes/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"] == {"group": "", "version": "v1", "kind": "Node"}
+    assert {"name": "fieldValidation", "in": "query"}.items() <= next(
+        p for p in patch["parameters"] if p["name"] == "fieldValidation").items()
+    assert "requestBody" not in patch  # no strategic-merge-patch schema: kubectl uses its own types
+    assert raw(server, "GET", "/openapi/v3/apis/example.org/v1")[0] == 404
     assert raw(server, "GET", "/openapi/v2")[0] == 404
 
 
