@@ -255,11 +255,14 @@ def test_agent_metrics_service_is_headless_and_selects_the_agents(render):
 
 # -- network ----------------------------------------------------------------------------------
 def test_network_policies_allow_only_metrics_in_and_api_server_and_dns_out(render):
+    """By default only the monitoring namespace may scrape; with no cluster to look the API
+    server up in (helm template), egress is open on the API server's ports only."""
     r = render("default")
     for np in r.all("NetworkPolicy"):
         spec = np["spec"]
         assert spec["policyTypes"] == ["Ingress", "Egress"]
-        assert spec["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
+        assert spec["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}], "from": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}]
         api, dns = spec["egress"]
         assert api == {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
         assert {p["port"] for p in dns["ports"]} == {53}
