@@ -10,8 +10,8 @@ them as a boolean and the base-60 number 1024) and a quota field refuses them.
 
 Every file is bounded before it is built (limits.py): its nesting depth and alias uses are
 counted on the parser's event stream, which needs no recursion, and the values an alias expands
-to are counted while building, so a "billion laughs" file is refused at its line in
-milliseconds instead of taking gigabytes.
+to are counted while building, so a "billion laughs" file is refused at its line in about
+a second and a few megabytes instead of taking gigabytes.
 """
 
 from __future__ import annotations
