@@ -24,9 +24,11 @@ replay: $(STAMP)
 	$(BIN)/gpu-scheduler simulate --policy policies --from 2025-08-01 --to 2027-01-31 -o table
 
 ## every check: the layer contracts, lint, format and types of scheduler/, then every test (unit,
-## property-based, golden, CLI, sandbox API with the real kubectl, Helm, Prometheus, soak)
+## property-based, golden, CLI, sandbox API with the real kubectl, Helm, Prometheus, soak, the
+## container image built and run with buildah)
 test: $(STAMP) check
 	bash tests/tools/install.sh
+	bash tests/tools/install-image-tools.sh
 	$(BIN)/python -m pytest -q
 
 ## the code's own checks (docs/design.md): one-way layers, ruff lint and format, mypy --strict
