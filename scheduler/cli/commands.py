@@ -222,7 +222,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.simulate is not None:
         sandbox, kubeconfig = _start_sandbox(args, policy, keys)
         config = _replace(
-            config, kubeconfig=kubeconfig, lease_namespace=_simulate_namespace(args), metrics_host="127.0.0.1"
+            config,
+            kubeconfig=kubeconfig,
+            lease_namespace=_simulate_namespace(args),
+            metrics_host="127.0.0.1",
+            progress_every=3.0,
         )
     config = _replace(config, start=start)
     try:

@@ -23,6 +23,7 @@ from scheduler.daemon.clock import Clock
 from scheduler.daemon.leader import LeaderElector
 from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
+from scheduler.daemon.progress import progress_line
 from scheduler.daemon.reconciler import Reconciler
 from scheduler.daemon.service import Daemon
 from scheduler.observability.http import serve
@@ -44,6 +45,7 @@ class DaemonConfig:
     start: datetime | None = None  # programme time to start from (None: now)
     time_scale: float = 1.0
     reconcile_every: float = 30.0
+    progress_every: float = 0.0  # seconds between progress lines on stdout (0: none)
     lease_namespace: str | None = None  # None: the pod's namespace in cluster, else the kubeconfig context's
 
 
@@ -142,7 +144,10 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
         f"gpu-scheduler running: metrics on :{http.port}/metrics; programme time {clock.now().isoformat()}{scale}",
         flush=True,
     )
-    stop.wait()
+    while not stop.wait(config.progress_every or None):
+        last = reconciler.last
+        if last is not None and last.plan is not None:
+            print(progress_line(last.plan, clock.now()), flush=True)
     watcher.stop()
     daemon.stop()  # waits for an in-flight reconcile to finish its writes
     elector.stop(release=True)

@@ -243,6 +243,9 @@ def test_simulate_serves_metrics_on_loopback_only_and_leaves_no_temp_folder(tmp_
             folder = Path(re.search(r"--kubeconfig (\S+)/kubeconfig", log.read_text()).group(1))
             assert folder.is_dir()
             assert listening_addresses(port) == ["127.0.0.1"]
+            # a newcomer watching sees where the programme stands every few seconds
+            wait_until(lambda: re.search(r"^\[2026-03-0\d \d\d:\d\d KST\] stage-2 \| GPUs held/target: lg ",
+                                         log.read_text(), re.M), what="a progress line")
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0, log.read_text()
