@@ -10,9 +10,22 @@ FIELD_MANAGER = "gpu-scheduler"  # the owner of our fields in managedFields
 REQUEST_TIMEOUT = (5.0, 60.0)  # (connect, read) seconds: a hung apiserver becomes a Transient failure
 
 
+class ConnectError(ValueError):
+    """No API server to talk to: the kubeconfig is missing or unusable, or this is not a pod.
+    The message says which, in one line."""
+
+
 def connect(kubeconfig: str | None = None, in_cluster: bool = False, context: str | None = None) -> client.ApiClient:
     """An API client from a kubeconfig (default: $KUBECONFIG or ~/.kube/config) or, in a pod,
     from its service account."""
+    try:
+        return _connect(kubeconfig, in_cluster, context)
+    except (config.ConfigException, OSError) as err:
+        where = "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or '(default)'}"
+        raise ConnectError(f"cannot use the {where}: {' '.join(str(err).split())}") from None
+
+
+def _connect(kubeconfig: str | None, in_cluster: bool, context: str | None) -> client.ApiClient:
     if in_cluster:
         cfg = client.Configuration()
         config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]  # unannotated in kubernetes
@@ -42,6 +55,11 @@ SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 def context_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
     """The namespace a kubeconfig's context names (the current one unless `context`), "default"
     when it names none: what kubectl would use."""
-    contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]  # unannotated in kubernetes
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]  # unannotated in kubernetes
+    except (config.ConfigException, OSError) as err:
+        raise ConnectError(
+            f"cannot use the kubeconfig {kubeconfig or '(default)'}: {' '.join(str(err).split())}"
+        ) from None
     chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
     return str(((chosen or {}).get("context") or {}).get("namespace") or "default")

@@ -162,6 +162,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if snapshot is None:
         return 2
     rows = status_rows(snapshot, _keys(args), args.consortium)
+    if args.consortium and not rows:
+        known = sorted({row["consortium"] for row in status_rows(snapshot, _keys(args))})
+        print(
+            f"no namespace of consortium {args.consortium!r} carries gpu-scheduler labels"
+            + (f" (known: {', '.join(known)})" if known else ""),
+            file=sys.stderr,
+        )
+        return 1
     if _output(args) == "json":
         print(json.dumps(rows, indent=2))
     else:

@@ -189,3 +189,28 @@ def test_status_reads_an_edited_allocation_annotation_as_unknown_not_a_crash(cap
     code, out, _ = run(capsys, "status", "--cluster", str(path), "-o", "json")
     row, = json.loads(out)
     assert code == 0 and row["quota_gpus"] == "1024" and row["target"] == {} and row["next_change"] == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--kubeconfig", "/nonexistent/kubeconfig", "--metrics-port", "0"],
+    ["agent", "--once", "--kubeconfig", "/nonexistent/kubeconfig", "--node-name", "n1",
+     "--nvml-fake", "tests/telemetry/fixtures/dgx-h200.json"],
+])
+def test_a_missing_kubeconfig_is_one_line_and_exit_2_not_a_traceback(argv):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "scheduler.cli", *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "gpu-scheduler: cannot use the kubeconfig /nonexistent/kubeconfig: " in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_status_of_an_unknown_consortium_says_so_and_exits_1(capsys, tmp_path):
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lg-exaone", "labels": {
+        f"{KEYS.prefix}/consortium": "lg"}}}
+    path = tmp_path / "cluster.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [ns]}))
+    code, out, err = run(capsys, "status", "--cluster", str(path), "--consortium", "lgg")
+    assert (code, out) == (1, "")
+    assert err == "no namespace of consortium 'lgg' carries gpu-scheduler labels (known: lg)\n"
