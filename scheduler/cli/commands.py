@@ -8,15 +8,18 @@ import argparse
 import json
 import shutil
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler import DOMAIN
-from scheduler.cluster.labels import Keys
 from scheduler.policy import Policy, PolicyError, load_policy
 from scheduler.policy.types import parse_duration, parse_instant
+
+if TYPE_CHECKING:  # the cluster package (msgspec) is imported by the commands that read a cluster
+    from scheduler.cluster import Keys
 
 
 def _instant(text: str, policy: Policy) -> datetime:
@@ -30,6 +33,8 @@ def _now(policy: Policy) -> datetime:
 
 def _keys(args: argparse.Namespace) -> Keys:
     """The label/annotation/taint keys under the configured prefix (docs/daemon.md)."""
+    from scheduler.cluster import Keys
+
     return Keys(args.label_prefix)
 
 
@@ -226,17 +231,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = _instant(args.start, policy) if args.start else None
     if args.time_scale != 1 and start is None:
         start = _now(policy)
-    sandbox = None
+    sandbox, kubeconfig = None, ""
     if args.simulate is not None:
         sandbox, kubeconfig = _start_sandbox(args, policy, keys)
-        config = _replace(
+        config = replace(
             config,
             kubeconfig=kubeconfig,
             lease_namespace=_simulate_namespace(args),
             metrics_host="127.0.0.1",
             progress_every=3.0,
         )
-    config = _replace(config, start=start)
+    config = replace(config, start=start)
     try:
         return app.run(config, source, _stop_on_signals())
     except app.SetupError as err:
@@ -245,13 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if sandbox is not None:
             sandbox.stop()
-            shutil.rmtree(Path(config.kubeconfig).parent, ignore_errors=True)  # the kubeconfig's folder
-
-
-def _replace(config: Any, **changes: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(config, **changes)
+            shutil.rmtree(Path(kubeconfig).parent, ignore_errors=True)  # the sandbox kubeconfig's own folder
 
 
 def _simulate_namespace(args: argparse.Namespace) -> str:
