@@ -12,6 +12,7 @@ connection; `classify` turns both into a small hierarchy that says what the call
 from __future__ import annotations
 
 import json
+import logging
 import random
 from dataclasses import dataclass, field
 
@@ -74,6 +75,13 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def repeated_failure_level(before: int) -> int:
+    """The log level for a failure that follows `before` failures in a row: the first three in
+    full, then one in twenty, so a loop retrying every few seconds against an API server that is
+    gone for an hour does not fill the log."""
+    return logging.WARNING if before < 3 or before % 20 == 0 else logging.DEBUG
+
+
 def _message(exc: ApiException) -> str:
     """The apiserver's Status message (with its reason) rather than the whole response."""
     try:
@@ -130,4 +138,5 @@ __all__ = [
     "Transient",
     "classify",
     "one_line",
+    "repeated_failure_level",
 ]

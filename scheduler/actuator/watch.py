@@ -16,7 +16,7 @@ from kubernetes.watch import Watch
 
 from scheduler.actuator.connect import REQUEST_TIMEOUT
 from scheduler.actuator.reads import LISTS, list_raw, read_snapshot
-from scheduler.actuator.retry import Backoff, classify, one_line
+from scheduler.actuator.retry import Backoff, classify, one_line, repeated_failure_level
 from scheduler.cluster import Keys, Snapshot, decode_snapshot
 from scheduler.cluster.labels import RESOURCE_QUOTA_NAME
 
@@ -191,11 +191,8 @@ class Watcher:
                 rv = ""
             self.errors[resource] += 1
             delay = self.backoff.delay(min(attempt, 10), failure.retry_after if failure else None)
-            # the first failures in full, then one line in twenty: an API server that is gone
-            # for an hour must not fill the log (each watch retries every few seconds)
-            level = logging.WARNING if attempt < 3 or attempt % 20 == 0 else logging.DEBUG
             log.log(
-                level,
+                repeated_failure_level(attempt),
                 "watch of %s failed (%s, %d in a row); trying again in %.1fs",
                 resource,
                 one_line(failure) if failure else "?",

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from scheduler.actuator.retry import one_line
+from scheduler.actuator.retry import one_line, repeated_failure_level
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,8 @@ class LeaderElector:
             ok = self.try_acquire_or_renew()
             self._failures = 0
         except Exception as err:  # noqa: BLE001 - API down: keep leading only until the renew deadline passes
-            # the first failures in full, then one line in twenty (it retries every 2 s)
-            level = logging.WARNING if self._failures < 3 or self._failures % 20 == 0 else logging.DEBUG
             log.log(
-                level,
+                repeated_failure_level(self._failures),  # it retries every 2 s
                 "leader election: %s (%d in a row); retrying in %.0fs",
                 one_line(err),
                 self._failures + 1,
