@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -91,14 +92,22 @@ class Write:
 
 
 def desired_writes(
-    plan: Plan, snapshot: Snapshot, policy: Policy, keys: Keys, written: Mapping[str, str] | None = None
+    plan: Plan,
+    snapshot: Snapshot,
+    policy: Policy,
+    keys: Keys,
+    written: Mapping[str, str] | None = None,
+    reported: AbstractSet[str] = frozenset(),
 ) -> list[Write]:
     """Every write the plan needs on this snapshot, in the order to send them: take GPUs away
     (drain taints, lower quotas) before evicting, evict before giving nodes out, and Events last.
 
     `written`: the `allocation` annotation this replica last left on each namespace, when it
     knows (the reconciler remembers it). A namespace whose annotation differs from it was edited
-    by hand, so whatever is put back there is drift, not a change of plan."""
+    by hand, so whatever is put back there is drift, not a change of plan.
+
+    `reported`: the names of the ForeignGpuPod Events already written (the reconciler remembers
+    them): each foreign pod is reported once, not at every reconcile."""
     nodes = {n.name: n for n in snapshot.nodes}
     node_writes = {name: w for name, w in _node_writes(plan, nodes, keys)}
     taking = [w for name, w in sorted(node_writes.items()) if plan.node_intents[name].state != ASSIGNED]
@@ -119,6 +128,7 @@ def desired_writes(
     raise_ = [w for w in quota_writes if w not in lower]
     evictions = _evictions(plan, snapshot)
     events = _events(plan, snapshot, policy, nodes, node_writes, namespace_writes, quota_writes, keys)
+    events += [w for w in foreign_pod_events(plan, snapshot, keys) if w.name not in reported]
     return (
         _phase("taking", taking)
         + _phase("lower", lower)
@@ -522,10 +532,6 @@ def _next(c: ConsortiumPlan) -> str:
     return f"; next: {nxt.what} at {nxt.at.isoformat()}" if nxt else ""
 
 
-def event_name(at: datetime | None, reason: str, namespace: str, subject: str) -> str:
-    return event_wire.name(at, reason, namespace, subject)
-
-
 def event(
     plan: Plan,
     namespace: str,
@@ -618,4 +624,4 @@ def dumps(write: Write) -> str:
     return json.dumps(write.body, sort_keys=True, separators=(",", ":"))
 
 
-__all__ = ["MERGE_PATCH", "Write", "desired_writes", "dumps", "event", "event_name", "eviction", "node_patch"]
+__all__ = ["MERGE_PATCH", "Write", "desired_writes", "dumps", "event", "eviction", "node_patch"]

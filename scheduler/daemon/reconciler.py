@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from scheduler.actuator.retry import classify, one_line
 from scheduler.actuator.watch import ClusterReader
 from scheduler.actuator.writer import Writer
-from scheduler.actuator.writes import FOREIGN_GPU_POD, desired_writes, foreign_pod_events, policy_invalid_event
+from scheduler.actuator.writes import FOREIGN_GPU_POD, desired_writes, policy_invalid_event
 from scheduler.cluster import Keys, Snapshot
 from scheduler.cluster.decode import paused_gc
 from scheduler.daemon.clock import Clock
@@ -130,9 +130,7 @@ class Reconciler:
         if not self.is_leader():
             return Outcome(result, skipped="not the leader")
         with paused_gc():
-            writes = desired_writes(result, snapshot, policy, self.keys, self.written)
-        foreign = [w for w in foreign_pod_events(result, snapshot, self.keys) if w.name not in self.reported]
-        writes += [replace(w, phase="events") for w in foreign]
+            writes = desired_writes(result, snapshot, policy, self.keys, self.written, self.reported)
         if not writes:
             self._remember(result)
             return Outcome(result)

@@ -10,7 +10,8 @@ import pytest
 from scheduler.cluster import GpuPod, Namespace, Snapshot, Taint, decode_snapshot
 from tests.keys import KEYS
 from scheduler.cluster.synthetic import dumps
-from scheduler.actuator.writes import (MERGE_PATCH, Write, desired_writes, event_name, node_patch)
+from scheduler.actuator.writes import (MERGE_PATCH, Write, desired_writes, node_patch)
+from scheduler.wire.events import name as event_name
 from scheduler.planner.plan import plan
 from scheduler.planner.apply import apply
 from scheduler.planner.simulate import settle
