@@ -27,6 +27,7 @@ from scheduler.planner.model import (
     ASSIGN,
     ASSIGNED,
     DRAIN,
+    DRAINING,
     ELIMINATED,
     EVICT,
     INELIGIBLE,
@@ -53,6 +54,7 @@ STAGE_ENTERED, QUOTA_CHANGED, WIND_DOWN_STARTED, ELIMINATED_REASON = (
 )
 NODE_ASSIGNED, NODE_DRAINING, NODE_RELEASED = "NodeAssigned", "NodeDraining", "NodeReleased"
 DECISION_PENDING, DRIFT_REVERTED = "DecisionPending", "DriftReverted"
+QUOTA_SHORT, QUOTA_MET = "QuotaShort", "QuotaMet"
 FOREIGN_GPU_POD = "ForeignGpuPod"
 
 # Drift kinds (the `kind` label of gpu_scheduler_drift_reverted_total)
@@ -99,8 +101,10 @@ def desired_writes(
     written: Mapping[str, str] | None = None,
     reported: AbstractSet[str] = frozenset(),
 ) -> list[Write]:
-    """Every write the plan needs on this snapshot, in the order to send them: take GPUs away
-    (drain taints, lower quotas) before evicting, evict before giving nodes out, and Events last.
+    """Every write the plan needs on this snapshot, in the order to send them: free released
+    nodes and lower quotas first, evict, give nodes out, then start drains (make before break: a
+    team's new nodes are labelled before the nodes it is leaving are tainted; a draining node stays
+    its team's, so no node is ever in two hands), raise quotas, and Events last.
 
     `written`: the `allocation` annotation this replica last left on each namespace, when it
     knows (the reconciler remembers it). A namespace whose annotation differs from it was edited
@@ -110,7 +114,10 @@ def desired_writes(
     them): each foreign pod is reported once, not at every reconcile."""
     nodes = {n.name: n for n in snapshot.nodes}
     node_writes = {name: w for name, w in _node_writes(plan, nodes, keys)}
-    taking = [w for name, w in sorted(node_writes.items()) if plan.node_intents[name].state != ASSIGNED]
+    # make before break: a node a team keeps while it drains is tainted only after the team's new
+    # nodes are given, so a handover (a lease ending) never leaves it with less than both
+    draining = [w for name, w in sorted(node_writes.items()) if plan.node_intents[name].state == DRAINING]
+    taking = [w for name, w in sorted(node_writes.items()) if plan.node_intents[name].state not in (ASSIGNED, DRAINING)]
     rank = {name: i for i, name in enumerate(plan.assign_order)}  # placement's order, then by name
     giving = [
         w
@@ -134,6 +141,7 @@ def desired_writes(
         + _phase("lower", lower)
         + _phase("evict", evictions)
         + _phase(GIVING, giving)
+        + _phase("draining", draining)
         + _phase("raise", raise_)
         + _phase("namespaces", namespace_writes)
         + _phase("events", events)
@@ -498,6 +506,20 @@ def _namespace_events(
             f"quota/{c.quota_gpus}/{plan.namespace_quotas[ns]}",
             about,
         )
+
+    short_was = labels.get(keys.short_gpus)
+    if planned and short_was != want[keys.short_gpus]:
+        if c.short:
+            what = ", ".join(f"{m} {n}" for m, n in sorted(c.short.items()))
+            add(
+                QUOTA_SHORT,
+                f"{c.name} cannot hold {what} of its quota now: {c.short_reason}",
+                f"short/{c.short_gpus}",
+                ns_about,
+                warning=True,
+            )
+        elif short_was not in (None, "0"):
+            add(QUOTA_MET, f"{c.name} can hold its whole quota again", "short/0", ns_about)
 
     drifted = [w for w in (ns_write, quota_write) if w is not None and w.drift]
     if drifted:

@@ -28,11 +28,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 def plan_table(plan: Plan, *, max_actions: int = 20) -> str:
     head = f"Plan at {plan.at.isoformat()}  stage: {plan.stage or '-'}"
     if plan.decision_pending:
-        head += f"  (decision pending: {plan.pending_stage})"
+        head += f"  (decision pending: {plan.pending_stage}; {plan.stage or 'no stage'} stays in force)"
     out = [head, ""]
     out.append(
         table(
-            ["CONSORTIUM", "STATUS", "QUOTA", "TARGET", "ALLOCATED", "NODES", "DRAINING", "NEXT CHANGE"],
+            ["CONSORTIUM", "STATUS", "QUOTA", "TARGET", "ALLOCATED", "SHORT", "NODES", "DRAINING", "NEXT CHANGE"],
             [
                 [
                     c.name,
@@ -40,6 +40,7 @@ def plan_table(plan: Plan, *, max_actions: int = 20) -> str:
                     _fmt(c.quota),
                     _fmt(c.target),
                     _fmt(c.allocated),
+                    _fmt(c.short),
                     len(c.nodes),
                     len(c.draining_nodes),
                     f"{c.next_change.at.isoformat()} {c.next_change.what}" if c.next_change else "-",
@@ -48,10 +49,11 @@ def plan_table(plan: Plan, *, max_actions: int = 20) -> str:
             ],
         )
     )
+    out += [f"  {c.name} is short of {_fmt(c.short)}: {c.short_reason}" for c in plan.consortia if c.short]
     out += [
         "",
         table(
-            ["POOL", "MODEL", "NODES", "CAPACITY", "HEALTHY", "ASSIGNED", "FREE", "AVAILABLE"],
+            ["POOL", "MODEL", "NODES", "CAPACITY", "HEALTHY", "ASSIGNED", "IDLE", "AVAILABLE"],
             [
                 [
                     p.name,
@@ -67,6 +69,11 @@ def plan_table(plan: Plan, *, max_actions: int = 20) -> str:
             ],
         ),
     ]
+    idle = {p.gpu_model: 0 for p in plan.pools}
+    for p in plan.pools:
+        idle[p.gpu_model] += p.free_gpus if p.available else 0
+    if any(idle.values()):
+        out.append("  idle (usable, nobody holds them): " + ", ".join(f"{n} {m}" for m, n in sorted(idle.items()) if n))
     counts = Counter(a.action for a in plan.actions)
     out += ["", "Actions: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")]
     for a in plan.actions[:max_actions]:
@@ -109,6 +116,18 @@ def timeline_json(steps: Sequence[Step]) -> str:
 
 
 def status_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    rows = list(rows)
+    notes = [
+        f"{r['namespace']}: {r['consortium']} is short of {_fmt(r['short'])}: {r['short_reason']}"
+        for r in rows
+        if r.get("short") and r.get("short_reason")
+    ]
+    pending = sorted({r["pending_stage"] for r in rows if r.get("pending_stage") not in (None, "", "none")})
+    notes += [f"the decision of {p} is pending: the stage shown stays in force until it is decided" for p in pending]
+    return _status_rows(rows) + "".join("\n" + n for n in notes)
+
+
+def _status_rows(rows: list[Mapping[str, Any]]) -> str:
     return table(
         [
             "NAMESPACE",
@@ -127,11 +146,12 @@ def status_table(rows: Iterable[Mapping[str, Any]]) -> str:
                 r["namespace"],
                 r["consortium"],
                 r["status"],
-                r["stage"],
+                r["stage"]
+                + (f" ({r['pending_stage']} pending)" if r.get("pending_stage") not in (None, "", "none") else ""),
                 r["quota_gpus"],
                 r["allocated_gpus"],
                 r["resource_quota"],
-                _fmt(r["shortfall"]),
+                _fmt(r["short"]) if r.get("short") else "-",
                 r["draining_nodes"],
                 f"{r['next_change_at']} {r['next_change']}".strip() or "-",
             ]

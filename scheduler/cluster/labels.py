@@ -67,6 +67,14 @@ class Keys:
     def allocated_gpus(self) -> str:
         return self._k("allocated-gpus")
 
+    @property
+    def short_gpus(self) -> str:
+        return self._k("short-gpus")
+
+    @property
+    def pending_stage(self) -> str:
+        return self._k("pending-stage")
+
     def quota_model(self, model: str) -> str:
         return self._k(f"quota-{model.lower()}")
 

@@ -45,6 +45,12 @@ class _PlanCollector:
                 "GPUs requested by unfinished pods on the consortium's nodes",
                 labels=["consortium", "gpu_model", "stage"],
             ),
+            "short": GaugeMetricFamily(
+                f"{PREFIX}_short_gpus",
+                "Quota the consortium cannot hold now (no open pool of the model, or pools given out); "
+                'gpu_model="units" for a units quota',
+                labels=["consortium", "gpu_model", "stage"],
+            ),
             "draining": GaugeMetricFamily(
                 f"{PREFIX}_draining_nodes", "Nodes being drained away from the consortium", labels=["consortium"]
             ),
@@ -91,6 +97,8 @@ class _PlanCollector:
                     fams["target"].add_metric([c.name, m, stage], c.target.get(m, 0))
                     fams["allocated"].add_metric([c.name, m, stage], c.allocated.get(m, 0))
                     fams["used"].add_metric([c.name, m, stage], c.used.get(m, 0))
+                for m, n in sorted(c.short.items()):
+                    fams["short"].add_metric([c.name, m, stage], n)
                 fams["draining"].add_metric([c.name], len(c.draining_nodes))
                 for s in STATUSES:
                     fams["status"].add_metric([c.name, s], 1 if c.status == s else 0)

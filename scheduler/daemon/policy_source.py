@@ -71,6 +71,8 @@ class PolicySource:
             if self.policy is not None and policy.sha256 == self.policy.sha256:
                 return Reload(False)
             log.info("policy %s loaded from %s (%d stages)", policy.sha256[:12], self.path, len(policy.stages))
+            for warning in policy.warnings:
+                log.warning("policy warning: %s", warning)
             self.policy = policy
             return Reload(True)
 

@@ -30,7 +30,8 @@ def policy_change_points(policy: Policy) -> list[ChangePoint]:
                 points.add(ChangePoint(e.from_, f"{e.consortium} becomes eligible ({name})", frozenset({e.consortium})))
     units = {m: policy.units(m) for m in policy.models}
     for name, elim in eliminations(policy):
-        points.add(ChangePoint(elim.grace_end, f"{name}'s wind-down grace period ends", frozenset({name})))
+        if elim.grace_end > elim.at:  # no grace period: the cut itself is the change (the stage start)
+            points.add(ChangePoint(elim.grace_end, f"{name}'s wind-down grace period ends", frozenset({name})))
         granule = min((_granule(policy, m) for m in policy.models), default=8)
         for t in linear_steps(elim, granule, units):
             points.add(ChangePoint(t, f"{name}'s linear wind-down drops a node", frozenset({name})))

@@ -93,6 +93,9 @@ class ConsortiumPlan:
     namespaces: list[str]
     next_change: ChangePoint | None = None
     used: dict[str, int] = field(default_factory=dict)  # GPUs requested by unfinished pods on its nodes
+    # the quota no plan can give it now (shortfall.py): per model in GPUs, or {"units": n}
+    short: dict[str, int] = field(default_factory=dict)
+    short_reason: str = ""
 
     @property
     def quota_gpus(self) -> int:
@@ -103,7 +106,12 @@ class ConsortiumPlan:
         return sum(self.allocated.values())
 
     @property
+    def short_gpus(self) -> int:
+        return sum(self.short.values())
+
+    @property
     def shortfall(self) -> dict[str, int]:
+        """Target not placed yet (nodes still draining from another team): transient, unlike `short`."""
         return {
             m: self.target[m] - self.allocated.get(m, 0)
             for m in self.target
@@ -118,6 +126,8 @@ class ConsortiumPlan:
             "target": dict(sorted(self.target.items())),
             "allocated": dict(sorted(self.allocated.items())),
             "used": dict(sorted(self.used.items())),
+            "short": dict(sorted(self.short.items())),
+            "short_reason": self.short_reason or None,
             "nodes": self.nodes,
             "draining_nodes": self.draining_nodes,
             "namespaces": self.namespaces,

@@ -72,7 +72,9 @@ def pool_windows(policy: Policy, at: datetime) -> dict[str, str]:
         elif pool.availableUntil is not None:
             drain_start = lease_drain_start(pool, policy.wind_down.drainTimeout)
             assert drain_start is not None  # the pool has a lease end, so a drain start
-            if at >= drain_start:
+            if at >= pool.availableUntil:
+                closed[pool.name] = f"pool {pool.name}'s lease ended at {pool.availableUntil.isoformat()}"
+            elif at >= drain_start:
                 closed[pool.name] = f"pool {pool.name}'s lease ends at {pool.availableUntil.isoformat()}"
     return closed
 

@@ -27,6 +27,7 @@ from scheduler.planner.model import (
 )
 from scheduler.planner.nodes import NodeView, classify, pool_windows
 from scheduler.planner.placement import Placement, place
+from scheduler.planner.shortfall import shortfalls
 from scheduler.planner.statuses import stage_in_force, standings
 from scheduler.planner.targets import ModelCapacity, compute_targets, wind_down_targets
 from scheduler.policy import Policy, Pool
@@ -75,6 +76,8 @@ def plan(
 
     wd = wind_down_targets(stand, held_plain, units, at)
     targets = compute_targets(stand, capacity, units, wd)
+    windows = pool_windows(policy, at)
+    short = shortfalls(policy, stand, targets, capacity, windows)
     timeouts = {
         c: (s.elimination.wind_down.drainTimeout if s.elimination else force.wind_down.drainTimeout)
         for c, s in stand.items()
@@ -110,23 +113,26 @@ def plan(
                 namespaces=sorted(c.namespaces),
                 next_change=nxt,
                 used=used.get(c.name, {}),
+                short=dict(short[c.name].amount) if c.name in short else {},
+                short_reason=short[c.name].reason if c.name in short else "",
             )
         )
 
-    pools = _pool_plans(policy, views, placement.intents, set(pool_windows(policy, at)))
+    pools = _pool_plans(policy, views, placement.intents, set(windows))
     stage = force.stage.metadata.name if force.stage else None
+    pending = force.pending.metadata.name if force.pending else None
     ns_labels: dict[str, dict[str, str]] = {}
     ns_annotations: dict[str, dict[str, str]] = {}
     ns_quotas: dict[str, int] = {}
     for cp in consortia:
-        labels, annotations, gpus = namespace_state(policy, cp, stage, keys)
+        labels, annotations, gpus = namespace_state(policy, cp, stage, keys, pending)
         for ns in cp.namespaces:
             ns_labels[ns], ns_annotations[ns], ns_quotas[ns] = labels, annotations, gpus
     result = Plan(
         at=at,
         stage=stage,
-        decision_pending=force.pending is not None,
-        pending_stage=force.pending.metadata.name if force.pending else None,
+        decision_pending=pending is not None,
+        pending_stage=pending,
         policy_sha256=policy.sha256,
         consortia=consortia,
         pools=pools,
@@ -193,15 +199,18 @@ def _pool_plans(
 
 
 def namespace_state(
-    policy: Policy, c: ConsortiumPlan, stage: str | None, keys: Keys
+    policy: Policy, c: ConsortiumPlan, stage: str | None, keys: Keys, pending: str | None = None
 ) -> tuple[dict[str, str], dict[str, str], int]:
-    """The labels, annotations and ResourceQuota a consortium's namespaces should carry."""
+    """The labels, annotations and ResourceQuota a consortium's namespaces should carry.
+    `pending`: a round that has started but is not decided (`stage` stays in force meanwhile)."""
     labels = {
         keys.consortium: c.name,
         keys.stage: stage or "none",
         keys.status: c.status,
         keys.quota_gpus: str(c.quota_gpus),
         keys.allocated_gpus: str(c.allocated_gpus),
+        keys.short_gpus: str(c.short_gpus),
+        keys.pending_stage: pending or "none",
     }
     for m in policy.models:
         labels[keys.quota_model(m)] = str(c.target.get(m, 0))
@@ -213,6 +222,9 @@ def namespace_state(
         target=c.target,
         allocated=c.allocated,
         shortfall=c.shortfall,
+        short=c.short,
+        short_reason=c.short_reason or None,
+        pending_stage=pending,
         nodes=len(c.nodes),
         draining_nodes=len(c.draining_nodes),
         next_change=allocation_wire.NextChange(c.next_change.at.isoformat(), c.next_change.what)

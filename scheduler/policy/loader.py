@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ValidationError
 
 from scheduler.policy import limits
+from scheduler.policy.capacity import overcommit_warnings
 from scheduler.policy.crosscheck import crosscheck
 from scheduler.policy.errors import PolicyError, PolicyIssue
 from scheduler.policy.models import API_VERSION, KINDS, Program, Stage
@@ -173,7 +174,10 @@ def load_policy_texts(texts: dict[str, str]) -> Policy:
     for file, text in sorted(texts.items()):
         digest.update(Path(file).name.encode() + b"\0" + text.encode() + b"\0")
     ordered = tuple(stage for _, stage in sorted(parsed_stages, key=lambda ds: ds[1].spec.start))
-    return Policy(program=program, stages=ordered, sha256=digest.hexdigest(), files=tuple(sorted(texts)))
+    warnings = tuple(sorted(overcommit_warnings(program, programs[0][0], parsed_stages)))
+    return Policy(
+        program=program, stages=ordered, sha256=digest.hexdigest(), files=tuple(sorted(texts)), warnings=warnings
+    )
 
 
 _FRIENDLY = {

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from scheduler.policy.errors import PolicyIssue
 from scheduler.policy.models import Consortium, Pool, Program, Stage, WindDown
 
 
@@ -15,6 +16,7 @@ class Policy:
     stages: tuple[Stage, ...]  # sorted by start
     sha256: str = ""
     files: tuple[str, ...] = field(default=())
+    warnings: tuple[PolicyIssue, ...] = field(default=(), compare=False)  # legal, but worth a word (capacity.py)
 
     @property
     def name(self) -> str:

@@ -1,9 +1,9 @@
 """The `allocation` annotation on each consortium namespace: the plan for that team, as JSON.
 
 Labels carry the numbers `kubectl get ns -L` shows; this annotation carries the rest (per-model
-quota, target, allocation and shortfall, the next change) for `gpu-scheduler status` and for
-people. Keys are sorted and separators compact, so an unchanged plan gives identical bytes and
-no write.
+quota, target, allocation, what cannot be held and why, a pending round, the next change) for
+`gpu-scheduler status` and for people. Keys are sorted and separators compact, so an unchanged
+plan gives identical bytes and no write.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ class Allocation(msgspec.Struct, frozen=True, kw_only=True):
     quota: dict[str, int] = {}
     target: dict[str, int] = {}
     allocated: dict[str, int] = {}
-    shortfall: dict[str, int] = {}
+    shortfall: dict[str, int] = {}  # target not placed yet (nodes still draining from another team)
+    short: dict[str, int] = {}  # quota no plan can give now (per model, or "units")
+    short_reason: str | None = None
+    pending_stage: str | None = None  # a started round not decided yet (`stage` stays in force)
     nodes: int = 0
     draining_nodes: int = 0
     next_change: NextChange | None = None

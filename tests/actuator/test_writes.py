@@ -235,7 +235,7 @@ def test_one_eviction_per_gpu_pod_on_a_node_past_its_drain_deadline():
     assert note.body["type"] == "Warning" and set(note.reports_on) == {w.key for w in evictions}
 
 
-def test_writes_take_gpus_away_before_evicting_and_evict_before_giving_out_with_events_last():
+def test_writes_evict_before_giving_out_and_drain_after_giving_out_with_events_last():
     policy = two_teams(a_quota=8)
     late = nodes("h100", 1, owner="a", draining_until=t("2026-02-28 23:00"), start=7)
     snapshot = cluster(assigned(0, 2), late, nodes("h100", 1, start=3), pods=busy(["h100-007"], "a-ns"),
@@ -243,9 +243,27 @@ def test_writes_take_gpus_away_before_evicting_and_evict_before_giving_out_with_
     writes = desired_writes(plan(policy, snapshot, AT, KEYS), snapshot, policy, KEYS)
     kinds = [(w.resource, (w.body.get("metadata", {}).get("labels") or {}).get(KEYS.node_state)) for w in writes]
     order = [k for i, k in enumerate(kinds) if k not in kinds[:i]]
-    assert order.index(("nodes", "draining")) < order.index(("pods/eviction", None)) < \
-        order.index(("nodes", "assigned")) < order.index(("events", None))
+    assert order.index(("pods/eviction", None)) < order.index(("nodes", "assigned")) < \
+        order.index(("nodes", "draining")) < order.index(("events", None))
     assert all(w.resource == "events" for w in writes[writes.index(only(writes, "events")[0]):])
+
+
+def test_a_lease_handover_labels_the_new_nodes_before_tainting_the_leased_ones_and_keeps_the_quota():
+    """Make before break: the lease pool closes at 22:00 (its drain before the 24:00 lease end),
+    another pool can hold the team's quota, so its new nodes are given first and its quota stays."""
+    policy = programme(stage_yaml("s1", "2026-01-01", "[a]", "{a: {H100: 16}}"), consortia="a", pools=(
+        "{name: lease, gpuModel: H100, nodeSelector: {pool: lease}, availableUntil: 2026-07-01}",
+        "{name: gov, gpuModel: H100, nodeSelector: {pool: gov}, availableFrom: 2026-02-01}"))
+    snapshot = replace(cluster(nodes("lease", 2, owner="a"), nodes("gov", 4), pods=busy(["lease-000", "lease-001"], "a-ns"),
+                               namespaces=["a-ns"]), quotas={"a-ns": "16"})
+    handover = plan(policy, snapshot, t("2026-06-30 22:00"), KEYS)
+    assert handover.consortium("a").allocated == {"H100": 16} and handover.consortium("a").draining_nodes == [
+        "lease-000", "lease-001"]
+    writes = desired_writes(handover, snapshot, policy, KEYS)
+    nodes_written = [(w.name, w.body["metadata"]["labels"][KEYS.node_state]) for w in writes if w.resource == "nodes"]
+    assert [(n, s) for n, s in nodes_written if s != "free"] == [("gov-000", "assigned"), ("gov-001", "assigned"),
+                             ("lease-000", "draining"), ("lease-001", "draining")]
+    assert not only(writes, "resourcequotas")  # 16 GPUs before, during and after
 
 
 # -- events ----------------------------------------------------------------------------------------
@@ -275,17 +293,17 @@ def test_event_names_are_stable_for_the_same_plan_and_new_for_a_new_instant():
 
 
 def test_status_events_only_when_the_status_or_stage_label_changes(real_policy, real_cluster):
-    """At the round-1 cut (2026-01-15) Naver Cloud and NC AI start winding down; two weeks
+    """At the round-1 cut (2026-01-15, 18:00) Naver Cloud and NC AI are eliminated; days
     later nothing about their status changes, so no status event is written again."""
     snapshot = decode_snapshot(dumps(real_cluster), KEYS)
     _, at_stage_1 = settle(real_policy, snapshot, t("2025-09-01 00:00"), KEYS)
-    cut = plan(real_policy, at_stage_1, t("2026-01-15 00:00"), KEYS)
+    cut = plan(real_policy, at_stage_1, t("2026-01-15 18:00"), KEYS)
     writes = desired_writes(cut, at_stage_1, real_policy, KEYS)
-    assert {e.namespace for e in events(writes, "WindDownStarted")} == {"naver-hyperclova", "ncai-varco"}
+    assert {e.namespace for e in events(writes, "Eliminated")} == {"naver-hyperclova", "ncai-varco"}
     assert {e.namespace for e in events(writes, "StageEntered")} >= {"lg-exaone", "upstage-solar"}
     after = apply(at_stage_1, cut, real_policy, KEYS)
     later = desired_writes(plan(real_policy, after, t("2026-01-20 00:00"), KEYS), after, real_policy, KEYS)
-    assert not events(later, "WindDownStarted") and not events(later, "StageEntered")
+    assert not events(later, "Eliminated") and not events(later, "StageEntered")
 
 
 def test_an_undecided_round_is_announced_once_per_namespace(real_policy, real_cluster):

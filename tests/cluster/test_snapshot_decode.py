@@ -324,9 +324,9 @@ def test_the_built_in_cluster_of_the_real_policy_has_every_pools_nodes():
     policy = load_policy(REAL_POLICY)
     snap = decode_snapshot(dumps(builtin_cluster(policy)), KEYS)
     per_pool = Counter(n.labels[f"{PREFIX}/pool"] for n in snap.nodes)
-    # declared sizes; naver's H100 lease is unsized: enough for stage 1's 3 x 1,024 units as H100 (384 x 8)
-    assert per_pool == {"skt-lease": 128, "naver-lease": 384, "gov-b200-a": 510, "gov-b200-b": 255, "gov-h200": 255}
-    assert len(snap.nodes) == 1532
+    # every pool sized: 128 + 128 + 510 + 255 + 255
+    assert per_pool == {"skt-lease": 128, "naver-lease": 128, "gov-b200-a": 510, "gov-b200-b": 255, "gov-b200-c": 255}
+    assert len(snap.nodes) == 1276
     assert all(n.allocatable_gpus == 8 and n.ready and not n.unschedulable and n.owner is None for n in snap.nodes)
     assert sorted(snap.namespaces) == ["lg-exaone", "motif", "naver-hyperclova", "ncai-varco", "skt-ax", "upstage-solar"]
 

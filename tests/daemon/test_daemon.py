@@ -87,17 +87,17 @@ def test_a_follower_plans_but_never_writes(world):
 def test_round_one_trims_at_the_stage_start_and_drains_rather_than_yanks(world):
     server, api, source, _ = world
     wall = Wall()
-    clock = Clock(start=t("2026-01-14 23:59:59"), wall=wall)
+    clock = Clock(start=t("2026-01-15 17:59:59"), wall=wall)
     r = reconciler(api, source, clock)
     r.reconcile()
     assert ns_label(server, "ncai-varco", "status") == "active"
     wall.now += 2
     outcome = r.reconcile()
-    assert ns_label(server, "ncai-varco", "status") == "winding-down"
+    assert ns_label(server, "ncai-varco", "status") == "eliminated"  # the record: a cut team loses its GPUs
     assert ns_label(server, "lg-exaone", "stage") == "stage-2"
-    lg = outcome.plan.consortium("lg")
-    assert len(lg.draining_nodes) == 64  # LG leaves half its H100 for B200: drained, not yanked
-    node = server.get("nodes", lg.draining_nodes[0])
+    ncai = outcome.plan.consortium("ncai")
+    assert len(ncai.draining_nodes) == 128  # NC AI's leased H100: drained, not yanked
+    node = server.get("nodes", ncai.draining_nodes[0])
     assert node["metadata"]["labels"][PREFIX + "node-state"] == "draining"
     assert PREFIX + "drain-deadline" in node["metadata"]["annotations"]
     assert {t_["key"] for t_ in node["spec"]["taints"]} == {PREFIX + "consortium", PREFIX + "draining"}
@@ -144,7 +144,7 @@ def test_the_daemon_reconciles_at_a_change_point_on_a_scaled_clock(world):
     server, api, source, _ = world
     metrics = Metrics()
     # one programme hour per real second, starting 2 programme hours before stage 2
-    clock = Clock(start=t("2026-01-14 22:00"), scale=3600)
+    clock = Clock(start=t("2026-01-15 16:00"), scale=3600)
     r = Reconciler(source, ClusterReader(api, KEYS), clock, metrics, Writer(api))
     daemon = Daemon(r, source, clock, metrics, reconcile_every=3600)  # no periodic help: the change point must fire
     daemon.start()
@@ -163,7 +163,7 @@ def test_a_completed_round_settles_with_no_write_left_over(world):
     nothing (the allocation annotations already named the right next change)."""
     server, api, source, _ = world
     wall = Wall()
-    clock = Clock(start=t("2026-01-14 23:59:59"), wall=wall)
+    clock = Clock(start=t("2026-01-15 17:59:59"), wall=wall)
     r = reconciler(api, source, clock)
     r.reconcile()
     wall.now += 2
@@ -177,22 +177,22 @@ def test_a_completed_round_settles_with_no_write_left_over(world):
 def test_a_restart_in_the_middle_of_a_drain_resumes_the_same_deadline(world):
     server, api, source, _ = world
     wall = Wall()
-    clock = Clock(start=t("2026-01-14 23:59:59"), wall=wall)
-    reconciler(api, source, clock).reconcile()  # stage 1: LG holds 1,024 H100
+    clock = Clock(start=t("2026-01-15 17:59:59"), wall=wall)
+    reconciler(api, source, clock).reconcile()  # stage 1: NC AI holds 1,024 H100
     wall.now += 2
-    first = reconciler(api, source, clock).reconcile()  # round 1: half of them drain
-    draining = first.plan.consortium("lg").draining_nodes[0]
+    first = reconciler(api, source, clock).reconcile()  # round 1: NC AI is cut, its nodes drain
+    draining = first.plan.consortium("ncai").draining_nodes[0]
     deadline = server.get("nodes", draining)["metadata"]["annotations"][PREFIX + "drain-deadline"]
     # a training job still runs there, so the drain waits for it (or its deadline)
     from kubernetes import client
-    client.CoreV1Api(api).create_namespaced_pod("lg-exaone", {
+    client.CoreV1Api(api).create_namespaced_pod("ncai-varco", {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pretrain-0"},
         "spec": {"nodeName": draining, "containers": [{"name": "trainer", "image": "nvcr.io/nvidia/nemo:25.09",
                                                         "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}})
     wall.now += 3600  # an hour later a new process (a restart, or the other replica) takes over
     again = reconciler(api, source, clock).reconcile()
     assert server.get("nodes", draining)["metadata"]["annotations"][PREFIX + "drain-deadline"] == deadline
-    assert draining not in again.plan.consortium("lg").nodes
+    assert draining in again.plan.consortium("ncai").draining_nodes
 
 
 def test_two_daemons_at_once_only_the_lease_holder_writes(world):

@@ -149,7 +149,7 @@ def test_a_daemon_killed_mid_drain_resumes_the_same_deadlines(sandbox, tmp_path)
     # stage 1 already in place (written by an in-process reconcile, so no race with the clock),
     # then the daemon starts just after round 1 began: eliminated teams' nodes drain
     settle_stage_one(server, kubeconfig)
-    start = datetime.fromisoformat("2026-01-15T00:00:05+09:00")
+    start = datetime.fromisoformat("2026-01-15T18:00:05+09:00")
     began = time.monotonic()
     first = Replica(kubeconfig, start.isoformat(), tmp_path / "first.log")
 
@@ -250,6 +250,35 @@ def test_simulate_serves_metrics_on_loopback_only_and_leaves_no_temp_folder(tmp_
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0, log.read_text()
     assert not folder.exists()
+
+
+def test_a_clean_shutdown_logs_no_warning_and_says_the_lease_was_released(tmp_path):
+    """SIGTERM after the first reconcile: the Lease is handed back in an info line; nothing on the
+    way out is a warning (no lost Lease, no APScheduler skip, no full connection pool)."""
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "run", "--simulate", "--metrics-port", "0",
+                                 "--start", "2026-03-01", "--time-scale", "3600", "--reconcile-every", "1"],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        try:
+            wait_until(lambda: "acquired the leader Lease" in log.read_text(), what="leadership")
+            wait_until(lambda: "metrics on :" in log.read_text(), what="the daemon to start")
+            port = int(re.search(r"metrics on :(\d+)/metrics", log.read_text()).group(1))
+
+            def reconciles() -> float:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+                return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                           if line.startswith("gpu_scheduler_reconcile_total{"))
+
+            # the first reconcile's writes, the watch-woken one after them, and periodic ones
+            wait_until(lambda: reconciles() >= 3, what="three reconciles")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0, log.read_text()
+    text = log.read_text()
+    assert re.search(r"INFO scheduler.daemon.leader: \S+ released the leader Lease gpu-scheduler/", text), text
+    assert "lost the leader Lease" not in text
+    assert not [line for line in text.splitlines() if re.search(r" (WARNING|ERROR|CRITICAL) ", line)], text
 
 
 def listening_addresses(port: int) -> list[str]:

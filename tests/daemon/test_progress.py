@@ -23,7 +23,7 @@ def test_the_line_says_time_stage_each_team_and_what_comes_next():
     line = progress_line(planned("2026-03-01 00:00"), t("2026-03-01 09:30"))
     when_and_stage, teams, nxt = line.split(" | ")
     assert when_and_stage == "[2026-03-01 09:30 KST] stage-2"
-    assert teams == "GPUs held/target: lg 1024/1024, motif 1536/1536, skt 0/0 pending, upstage 1024/1024"
+    assert teams == "GPUs held/target: lg 1024/1024, motif 768/768, skt 0/0 pending, upstage 1024/1024"
     # ncai and naver were eliminated in round 1: they hold nothing and wait for nothing
     assert nxt.startswith("next: ") and "\n" not in line
 

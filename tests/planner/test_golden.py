@@ -43,7 +43,8 @@ def _summary(step):
     return {
         "at": p.at.isoformat(), "why": step.why, "stage": p.stage, "decision_pending": p.decision_pending,
         "consortia": {c.name: {"status": c.status, "quota": c.quota, "target": c.target, "allocated": c.allocated,
-                               "nodes": len(c.nodes), "draining": len(c.draining_nodes)} for c in p.consortia},
+                               "nodes": len(c.nodes), "draining": len(c.draining_nodes), "short": c.short}
+                      for c in p.consortia},
         "pools": {pp.name: [pp.assigned_gpus, pp.free_gpus] for pp in p.pools},
         "actions": sorted({a.action for a in p.actions}),
     }
@@ -53,7 +54,7 @@ def test_the_real_programme_timeline(timeline):
     _compare("real-programme-timeline.json", [_summary(s) for s in timeline])
 
 
-@pytest.mark.parametrize("date", ["2025-08-04 00:00", "2026-01-15 00:00", "2026-02-20 00:00", "2026-07-01 00:00",
+@pytest.mark.parametrize("date", ["2025-08-04 18:00", "2026-01-15 18:00", "2026-02-20 00:00", "2026-07-01 00:00",
                                   "2026-11-30 12:00"])
 def test_the_real_programme_plan_at(timeline, date):
     at = t(date)

@@ -233,7 +233,7 @@ def test_namespaces_get_labels_and_a_resource_quota_of_the_assigned_non_draining
     prefix = "gpu-scheduler.sovereign-ai.kr/"
     assert {k.removeprefix(prefix): v for k, v in labels.items()} == {
         "consortium": "a", "stage": "s1", "status": "active", "quota-gpus": "24", "allocated-gpus": "24",
-        "quota-h100": "16", "quota-b200": "8"}
+        "quota-h100": "16", "quota-b200": "8", "short-gpus": "0", "pending-stage": "none"}
     assert result.namespace_quotas["a-ns"] == 24
     quota = next(a for a in result.actions if a.action == "set-quota")
     assert quota.namespace == "a-ns" and quota.detail["gpus"] == 24

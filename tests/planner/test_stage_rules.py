@@ -99,12 +99,12 @@ def test_the_real_programme_round_one():
     from scheduler.policy import load_policy
 
     real = load_policy("policies")
-    before = standings(real, t("2026-01-15 00:00") - SECOND)
-    after = standings(real, t("2026-01-15 00:00"))
+    before = standings(real, t("2026-01-15 18:00") - SECOND)  # announced that afternoon
+    after = standings(real, t("2026-01-15 18:00"))
     assert {c: s.status for c, s in before.items()} == {
         "lg": "active", "skt": "active", "upstage": "active", "naver": "active", "ncai": "active", "motif": "ineligible"}
-    assert {c: s.status for c, s in after.items()} == {
-        "lg": "active", "skt": "pending", "upstage": "active", "naver": "winding-down", "ncai": "winding-down",
+    assert {c: s.status for c, s in after.items()} == {  # a cut team loses its GPUs at once: no grace period
+        "lg": "active", "skt": "pending", "upstage": "active", "naver": "eliminated", "ncai": "eliminated",
         "motif": "pending"}
     assert standings(real, t("2026-02-20 00:00"))["motif"].status == "active"
     assert standings(real, t("2026-07-01 00:00"))["skt"].status == "active"

@@ -52,9 +52,9 @@ def test_the_real_policy_has_four_stages_six_consortia_and_five_pools():
     assert policy.timezone == KST
     assert [s.metadata.name for s in policy.stages] == ["stage-1", "stage-2", "stage-3", "stage-4"]
     assert [c.name for c in policy.consortia] == ["lg", "skt", "upstage", "naver", "ncai", "motif"]
-    assert [p.name for p in policy.pools] == ["skt-b200-lease", "naver-h100-lease", "gov-b200-a", "gov-b200-b", "gov-h200"]
-    assert policy.models == ["B200", "H100", "H200"]
-    assert (policy.units("B200"), policy.units("H100"), policy.units("H200")) == (2, 1, 1)
+    assert [p.name for p in policy.pools] == ["skt-b200-lease", "naver-h100-lease", "gov-b200-a", "gov-b200-b", "gov-b200-c"]
+    assert policy.models == ["B200", "H100"]  # no source places the government H200 in the programme
+    assert (policy.units("B200"), policy.units("H100")) == (2, 1)  # "512 B200 or 1,024 H100"
 
 
 def test_the_real_rounds_2_and_3_are_pending_and_the_first_two_are_decided():
@@ -64,21 +64,37 @@ def test_the_real_rounds_2_and_3_are_pending_and_the_first_two_are_decided():
     assert all(s.spec.quotas == {} for s in policy.stages[2:])
 
 
-def test_the_real_stage_2_admits_motif_mid_stage_and_skt_from_the_second_half_of_2026():
+def test_the_real_round_1_starts_after_its_afternoon_announcement():
+    stage_1, stage_2 = load_policy(REAL_POLICY).stages[:2]
+    assert stage_2.spec.start == datetime(2026, 1, 15, 18, tzinfo=KST)
+    assert stage_1.spec.start == datetime(2025, 8, 4, 18, tzinfo=KST)
+
+
+def test_the_real_stage_2_admits_motif_mid_stage_with_768_b200_and_skt_from_the_second_half_of_2026():
     stage_2 = load_policy(REAL_POLICY).stages[1]
-    assert stage_2.spec.start == datetime(2026, 1, 15, tzinfo=KST)
     assert [(e.consortium, e.from_) for e in stage_2.spec.eligibility()] == [
         ("lg", None), ("upstage", None), ("motif", datetime(2026, 2, 20, tzinfo=KST)), ("skt", datetime(2026, 7, 1, tzinfo=KST)),
     ]
     assert stage_2.spec.quotas == {"lg": {"B200": 512, "H100": 512}, "upstage": {"B200": 512, "H100": 512},
-                                   "motif": {"units": 1536}, "skt": {"B200": 512}}
+                                   "motif": {"B200": 768}, "skt": {"B200": 512}}
 
 
-def test_the_real_leases_end_when_the_government_pools_open():
+def test_the_real_government_pools_open_in_february_2026_before_the_leases_end():
     pools = {p.name: p for p in load_policy(REAL_POLICY).pools}
-    assert pools["skt-b200-lease"].availableUntil == pools["gov-b200-a"].availableFrom == datetime(2026, 7, 1, tzinfo=KST)
-    assert pools["skt-b200-lease"].size.nodes * pools["skt-b200-lease"].size.gpusPerNode == 1024
-    assert pools["naver-h100-lease"].size is None
+    leases, government = ("skt-b200-lease", "naver-h100-lease"), ("gov-b200-a", "gov-b200-b", "gov-b200-c")
+    assert {pools[p].availableUntil for p in leases} == {datetime(2026, 7, 1, tzinfo=KST)}
+    assert {pools[p].availableFrom for p in government} == {datetime(2026, 2, 1, tzinfo=KST)}
+    gpus = {p: pools[p].size.nodes * pools[p].size.gpusPerNode for p in leases + government}
+    assert gpus == {"skt-b200-lease": 1024, "naver-h100-lease": 1024,
+                    "gov-b200-a": 4080, "gov-b200-b": 2040, "gov-b200-c": 2040}  # 510 + 2 x 255 nodes
+
+
+def test_a_cut_team_loses_its_gpus_at_once_in_the_real_programme():
+    """The record: a team that is cut loses GPU access and keeps its data; only the drain is ours."""
+    policy = load_policy(REAL_POLICY)
+    assert policy.wind_down == WindDown(
+        gracePeriod=timedelta(0), mode=WindDownMode.step, keepPercent=0, drainTimeout=timedelta(hours=2))
+    assert all(policy.stage_wind_down(s) == policy.wind_down for s in policy.stages)
 
 
 # --- file layout -----------------------------------------------------------------------------
@@ -153,8 +169,8 @@ def test_a_configmap_update_is_seen_through_the_same_paths(tmp_path):
     configmap_mount(tmp_path, files, "..2026_11_30_06_00_00.123")
     before = load_policy(tmp_path)
 
-    files["stages.yaml"] = files["stages.yaml"].replace("windDown: {gracePeriod: 30d, mode: linear}",
-                                                        "windDown: {gracePeriod: 21d, mode: linear}")
+    files["stages.yaml"] = files["stages.yaml"].replace("skt: {B200: 512}",
+                                                        "skt: {B200: 512}\n  windDown: {gracePeriod: 21d, mode: linear}")
     configmap_mount(tmp_path, files, "..2026_12_01_06_00_00.456")
     after = load_policy(tmp_path)
 
@@ -268,13 +284,6 @@ def test_a_stage_override_replaces_only_the_fields_it_names():
                                                      keepPercent=10, drainTimeout=timedelta(hours=4))
     assert policy.stage_wind_down(override) == WindDown(gracePeriod=timedelta(days=7), mode=WindDownMode.hold,
                                                         keepPercent=10, drainTimeout=timedelta(hours=4))
-
-
-def test_the_real_round_1_winds_down_linearly_over_30_days_keeping_the_other_defaults():
-    policy = load_policy(REAL_POLICY)
-    assert policy.stage_wind_down(policy.stages[1]) == WindDown(
-        gracePeriod=timedelta(days=30), mode=WindDownMode.linear, keepPercent=25, drainTimeout=timedelta(hours=2))
-    assert policy.stage_wind_down(policy.stages[0]) == policy.wind_down
 
 
 def test_a_keep_percent_of_0_and_of_100_are_both_allowed():

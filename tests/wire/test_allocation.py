@@ -50,7 +50,8 @@ def test_the_encoding_has_sorted_keys_and_no_whitespace():
     assert encode(ROUND_1) == (
         '{"allocated":{"B200":32,"H100":56},"consortium":"lg-exaone","draining_nodes":1,'
         '"next_change":{"at":"2026-07-01T00:00:00+09:00","what":"stage round-2 begins"},"nodes":11,'
-        '"quota":{"B200":32,"H100":64},"shortfall":{"H100":8},"stage":"round-1","status":"active",'
+        '"pending_stage":null,"quota":{"B200":32,"H100":64},"short":{},"short_reason":null,'
+        '"shortfall":{"H100":8},"stage":"round-1","status":"active",'
         '"target":{"B200":32,"H100":64}}')
 
 
