@@ -8,6 +8,12 @@ from kubernetes import client, config
 
 FIELD_MANAGER = "gpu-scheduler"  # the owner of our fields in managedFields
 REQUEST_TIMEOUT = (5.0, 60.0)  # (connect, read) seconds: a hung apiserver becomes a Transient failure
+WRITE_CONCURRENCY = 8  # writes the Writer sends at once (writer.py)
+# HTTP connections kept open to the API server: every concurrent write, the four long-lived
+# watches (nodes, namespaces, ResourceQuotas, pods), leader election, and the reconcile's own
+# reads and Events. The client's default (5 per CPU) is smaller than that on a small machine, and
+# urllib3 then warns "Connection pool is full, discarding connection" on every extra one.
+CONNECTION_POOL_SIZE = WRITE_CONCURRENCY + 4 + 4
 
 
 class ConnectError(ValueError):
@@ -34,6 +40,7 @@ def _connect(kubeconfig: str | None, in_cluster: bool, context: str | None) -> c
         config.load_kube_config(  # type: ignore[no-untyped-call]  # unannotated in kubernetes
             config_file=kubeconfig, context=context, client_configuration=cfg
         )
+    cfg.connection_pool_maxsize = max(CONNECTION_POOL_SIZE, cfg.connection_pool_maxsize or 0)
     # urllib3 would otherwise retry a 429/503 GET itself, sleeping its Retry-After for real and
     # uncapped, before our code sees anything: retries and their backoff are ours (retry.py)
     cfg.retries = urllib3.Retry(

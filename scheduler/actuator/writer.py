@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from kubernetes import client
 
-from scheduler.actuator.connect import FIELD_MANAGER, REQUEST_TIMEOUT
+from scheduler.actuator.connect import FIELD_MANAGER, REQUEST_TIMEOUT, WRITE_CONCURRENCY
 from scheduler.actuator.reads import raw
 from scheduler.actuator.retry import AlreadyExists, Backoff, Conflict, NotFound, Transient, classify
 from scheduler.actuator.writes import GIVING, MERGE_PATCH, Write, dumps
@@ -76,7 +76,7 @@ class Writer:
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
         request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
-        concurrency: int = 8,
+        concurrency: int = WRITE_CONCURRENCY,
     ) -> None:
         self.core = client.CoreV1Api(api)
         self.concurrency = concurrency

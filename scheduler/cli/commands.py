@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler import DOMAIN
 from scheduler.policy import Policy, PolicyError, load_policy
+from scheduler.policy.errors import did_you_mean
 from scheduler.policy.types import parse_duration, parse_instant
 
 if TYPE_CHECKING:  # the cluster package (msgspec) is imported by the commands that read a cluster
@@ -99,6 +100,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{args.policy}: valid ({len(policy.files)} file(s), {len(policy.stages)} stage(s), "
         f"{len(policy.consortia)} consortia, {len(policy.pools)} pools; sha256 {policy.sha256[:12]})"
     )
+    for warning in policy.warnings:
+        print(f"warning: {warning}")
     from scheduler.cluster.synthetic import TooLarge, check_builtin_size
 
     try:
@@ -151,9 +154,48 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if end < start:
         print("--to is before --from", file=sys.stderr)
         return 2
+    output = _output(args)
+    fmt, _, path = output.partition("=")
+    if path and args.summary:
+        print("--summary goes with -o table or -o json (the picture marks every change)", file=sys.stderr)
+        return 2
+    from scheduler.cli import timeline
+
+    size = timeline.parse_size(args.size)
     step = parse_duration(args.step) if args.step else None
     steps = simulate(policy, snapshot, start, end, _keys(args), step)
-    print(timeline_table(steps) if _output(args) == "table" else timeline_json(steps))
+    if not (path or args.summary):
+        print(timeline_table(steps) if output == "table" else timeline_json(steps))
+        return 0
+    docs = json.loads(timeline_json(steps))  # the picture and the summary show what -o json says
+    if args.summary:
+        rows = timeline.summary_rows(docs, policy)
+        print(
+            timeline.summary_table(rows, policy)
+            if output == "table"
+            else json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False)
+        )
+        return 0
+    return _picture(timeline.timeline_series(docs, policy, end), fmt, path, size)
+
+
+def _picture(data: Any, fmt: str, path: str, size: tuple[int, int]) -> int:
+    """Draw the timeline (matplotlib is imported here, and only here)."""
+    try:
+        from scheduler.cli import picture
+    except ImportError as err:
+        print(
+            f"the picture needs {err.name or 'matplotlib'}, not installed: pip install 'gpu-scheduler[picture]'",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        picture.write(data, fmt, path, size)
+    except OSError as err:
+        print(f"{path}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    span = f"{data.start:%Y-%m-%d} to {data.end:%Y-%m-%d}"
+    print(f"{path}: {fmt.upper()} {size[0]}x{size[1]}, the programme from {span} ({len(data.times)} plans)")
     return 0
 
 
@@ -171,6 +213,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         known = sorted({row["consortium"] for row in status_rows(snapshot, _keys(args))})
         print(
             f"no namespace of consortium {args.consortium!r} carries gpu-scheduler labels"
+            + did_you_mean(args.consortium, known)
             + (f" (known: {', '.join(known)})" if known else ""),
             file=sys.stderr,
         )
@@ -281,16 +324,46 @@ def _start_sandbox(args: argparse.Namespace, policy: Policy, keys: Keys) -> tupl
     )
     folder = tempfile.mkdtemp(prefix="gpu-scheduler-")
     kubeconfig = str(sandbox.write_kubeconfig(f"{folder}/kubeconfig"))
-    labels = ",".join((keys.status, keys.stage, keys.quota_gpus, keys.allocated_gpus))
-    prefix = "" if args.label_prefix == DOMAIN else f" --label-prefix {args.label_prefix}"
-    print(
-        f"sandbox API on {sandbox.url}; follow the programme with:\n"
-        f"  kubectl --kubeconfig {kubeconfig} get ns -L {labels}\n"
-        f"  kubectl --kubeconfig {kubeconfig} get nodes -L {keys.consortium},{keys.node_state}\n"
-        f"  gpu-scheduler status --kubeconfig {kubeconfig}{prefix}",
-        flush=True,
-    )
+    print(f"sandbox API on {sandbox.url}; {follow_commands(kubeconfig, keys)}", flush=True)
     return sandbox, kubeconfig
+
+
+KUBECTL_TOOLS = Path(".tools/bin/kubectl")  # where `make tools` installs kubectl (tests/tools/install.sh)
+
+
+def follow_commands(kubeconfig: str, keys: Keys) -> str:
+    """How to follow the programme on `kubeconfig`, as commands that run from here: kubectl from
+    .tools/bin when `make tools` put it there, else the one on PATH; and the same without kubectl."""
+    import os
+
+    if KUBECTL_TOOLS.is_file() and os.access(KUBECTL_TOOLS, os.X_OK):
+        kubectl, missing = str(KUBECTL_TOOLS), ""
+    else:
+        kubectl = "kubectl"
+        missing = "" if shutil.which("kubectl") else " (not installed: `make tools` puts one in .tools/bin)"
+    labels = ",".join((keys.status, keys.stage, keys.quota_gpus, keys.allocated_gpus))
+    prefix = "" if keys.prefix == DOMAIN else f" --label-prefix {keys.prefix}"
+    return (
+        f"follow the programme with kubectl{missing}:\n"
+        f"  {kubectl} --kubeconfig {kubeconfig} get ns -L {labels}\n"
+        f"  {kubectl} --kubeconfig {kubeconfig} get nodes -L {keys.consortium},{keys.node_state}\n"
+        "or, without kubectl:\n"
+        f"  {_self_command()} status --kubeconfig {kubeconfig} -o table{prefix}"
+    )
+
+
+def _self_command() -> str:
+    """This program as a command that runs from here: `gpu-scheduler` when it is on PATH, else
+    its script beside this Python (.venv/bin/gpu-scheduler under `make run`), else `python -m`."""
+    if shutil.which("gpu-scheduler"):
+        return "gpu-scheduler"
+    script = Path(sys.executable).parent / "gpu-scheduler"
+    if script.is_file():
+        try:
+            return str(script.relative_to(Path.cwd()))
+        except ValueError:
+            return str(script)
+    return f"{sys.executable} -m scheduler.cli"
 
 
 def cmd_agent(args: argparse.Namespace) -> int:

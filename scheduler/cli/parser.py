@@ -7,6 +7,9 @@ import re
 
 from scheduler import DOMAIN, __version__
 from scheduler.cli import commands
+from scheduler.policy.errors import did_you_mean
+from scheduler.policy.models import KINDS
+from scheduler.policy.types import parse_instant
 
 DEFAULT_POLICY = "policies"
 DESCRIPTION = "gpu-scheduler: hands a national GPU fleet to competing AI consortia and takes it back, safely."
@@ -26,10 +29,36 @@ def _xids(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of XIDs") from None
 
 
+def _kind(text: str) -> str:
+    if text not in KINDS:
+        raise argparse.ArgumentTypeError(f"unknown kind {text!r}{did_you_mean(text, KINDS)}: one of {', '.join(KINDS)}")
+    return text
+
+
+def _instant(text: str) -> str:
+    """A date or datetime, checked here so a typo is a usage error naming its flag and the formats
+    accepted; kept as text, since a naive time is read in the policy's timezone, known later."""
+    try:
+        parse_instant(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _simulate_output(text: str) -> str:
+    """table, json, or png=FILE / svg=FILE (the timeline picture, written to FILE)."""
+    kind, eq, path = text.partition("=")
+    if (not eq and kind in ("table", "json")) or (eq and kind in ("png", "svg") and path):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: one of table, json, png=FILE, svg=FILE")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpu-scheduler", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="gpu-scheduler", description=DESCRIPTION, epilog="gpu-scheduler COMMAND --help: that command's flags"
+    )
     parser.add_argument("--version", action="version", version=f"gpu-scheduler {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     def with_policy(p: argparse.ArgumentParser) -> None:
         p.add_argument("--policy", default=DEFAULT_POLICY, help="policy folder or file (default: policies)")
@@ -60,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--kubeconfig")
     src.add_argument("--in-cluster", action="store_true")
-    p.add_argument("--at", help="instant to plan for (default: now); naive times are in the programme's timezone")
+    p.add_argument(
+        "--at", type=_instant, metavar="TIME", help="instant to plan for (default: now; no offset: programme's zone)"
+    )
     with_prefix(p)
     with_output(p)
     p.set_defaults(func=commands.cmd_plan)
@@ -68,11 +99,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="replay the programme's timeline on a cluster")
     with_policy(p)
     p.add_argument("--cluster", help="cluster file as for plan (default: built-in cluster sized from the policy)")
-    p.add_argument("--from", dest="from_", help="start (default: a day before the first stage)")
-    p.add_argument("--to", help="end (default: a year after --from)")
+    p.add_argument(
+        "--from", dest="from_", type=_instant, metavar="TIME", help="start (default: a day before the first stage)"
+    )
+    p.add_argument("--to", type=_instant, metavar="TIME", help="end (default: a year after --from)")
     p.add_argument("--step", help="also plan every STEP (e.g. 1d), besides the change points")
     with_prefix(p)
-    with_output(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        type=_simulate_output,
+        metavar="{table,json,png=FILE,svg=FILE}",
+        help="table or json (default: table on a terminal, else json), or the programme's timeline "
+        "picture written to FILE as PNG or SVG (GPUs held per consortium, capacity, idle, the changes marked)",
+    )
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="with table or json: one row per change that matters (stage starts, cuts, additions, quotas, "
+        "pools opening and leases ending, shortfalls), not one per plan",
+    )
+    p.add_argument("--size", default="1600x900", metavar="WxH", help="the picture's size in pixels (default 1600x900)")
     p.set_defaults(func=commands.cmd_simulate)
 
     p = sub.add_parser("run", help="the daemon: keep a cluster in line with the policy")
@@ -90,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="log every write it would make, make none")
     p.add_argument("--metrics-port", type=int, default=9090)
     p.add_argument("--time-scale", type=float, default=1.0, help="run the programme's clock N times faster")
-    p.add_argument("--start", help="programme time to start from (with --time-scale)")
+    p.add_argument("--start", type=_instant, metavar="TIME", help="programme time to start from (with --time-scale)")
     p.add_argument("--reconcile-every", type=float, default=30.0, help="seconds between periodic reconciles")
     p.add_argument(
         "--lease-namespace",
@@ -101,9 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=commands.cmd_run)
 
-    p = sub.add_parser(
-        "status", help="each consortium's quota, allocation, status and next change, as the cluster shows it"
-    )
+    p = sub.add_parser("status", help="each consortium's quota, allocation and next change, as written")
     src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--cluster", help="a kubectl get namespaces,resourcequotas -A -o json dump instead of a live cluster"
@@ -115,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_output(p)
     p.set_defaults(func=commands.cmd_status)
 
-    p = sub.add_parser("agent", help="the node agent: NVML health -> the Node's telemetry annotation + /metrics")
+    p = sub.add_parser("agent", help="the node agent: GPU health to its Node's annotation and /metrics")
     p.add_argument("--node-name", help="this node (default: $NODE_NAME, else the host name)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--kubeconfig")
@@ -146,6 +191,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_agent)
 
     p = sub.add_parser("schema", help="JSON Schema of the policy documents")
-    p.add_argument("--kind", choices=["Program", "Stage"])
+    p.add_argument("--kind", choices=KINDS, type=_kind, help="one kind's schema (default: either kind)")
     p.set_defaults(func=commands.cmd_schema)
     return parser

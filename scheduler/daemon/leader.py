@@ -176,20 +176,27 @@ class LeaderElector:
         return self
 
     def stop(self, release: bool = True) -> None:
-        """Stop campaigning; a leader hands the Lease back so a successor need not wait it out."""
+        """Stop campaigning; a leader hands the Lease back so a successor need not wait it out.
+        A clean hand-back is one info line ("released"), not a loss of leadership."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if release and self._leading:
             try:
                 coord = client.CoordinationV1Api(self.api)
-                lease = coord.read_namespaced_lease(self.name, self.namespace)
+                lease = coord.read_namespaced_lease(self.name, self.namespace, _request_timeout=self.request_timeout)
                 spec = _spec(lease)
                 if spec.holder_identity == self.identity:
                     spec.holder_identity = None
                     spec.lease_duration_seconds = 1
                     spec.renew_time = _now()
-                    coord.replace_namespaced_lease(self.name, self.namespace, lease)
+                    coord.replace_namespaced_lease(
+                        self.name, self.namespace, lease, _request_timeout=self.request_timeout
+                    )
+                    self._leading = self._held = False
+                    self.holder = ""
+                    log.info("%s released the leader Lease %s/%s", self.identity, self.namespace, self.name)
+                    self.on_change(False)
             except Exception as err:  # noqa: BLE001 - best effort on the way out
                 log.warning("could not release the leader Lease: %s", one_line(err))
         self._set(False)

@@ -1,11 +1,17 @@
 """The daemon's jobs, on APScheduler 3.x: a periodic reconcile, a one-shot reconcile at the next
 change point (re-armed after every reconcile and whenever the policy changes), and a policy
 reload check every few seconds. With a scaled clock, the change-point job is armed at the real
-instant the programme's clock reaches the change point."""
+instant the programme's clock reaches the change point.
+
+The jobs only *ask* for a reconcile; one reconcile thread runs them, one at a time. Asking while
+a reconcile runs is remembered, and however many times it was asked, exactly one more reconcile
+runs after the current one. So no job ever waits on another (APScheduler never skips a run for
+"maximum number of running instances reached") and no request is lost."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -48,13 +54,17 @@ class Daemon:
         self.reconcile_every = reconcile_every
         self.reload_every = reload_every
         self._stopping = False
+        self._wake = threading.Condition()
+        self._wanted: str | None = None  # why the next reconcile was asked for (None: not asked)
+        self._busy = False  # a reconcile is running on the reconcile thread
+        self._worker: threading.Thread | None = None
         self._reported: str | None = None  # digest of the invalid policy last reported in an Event
         self._counted: str | None = None  # digest of the invalid policy last counted
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={
                 "coalesce": True,  # after a pause, one reconcile, not a burst
-                "max_instances": 1,
+                "max_instances": 1,  # a job only asks for a reconcile (request): it never runs long
                 "misfire_grace_time": 3600,  # a change point missed while paused still runs
             },
         )
@@ -73,8 +83,10 @@ class Daemon:
 
     def start(self) -> None:
         self.check_policy()
+        self._worker = threading.Thread(target=self._reconcile_loop, name="reconcile", daemon=True)
+        self._worker.start()
         self.scheduler.add_job(
-            self.tick,
+            self.request,
             IntervalTrigger(seconds=self.reconcile_every),
             args=["periodic"],
             id="reconcile",
@@ -88,27 +100,54 @@ class Daemon:
 
     def stop(self) -> None:
         """Stop scheduling; let an in-flight reconcile finish its writes (never cut one in half).
+        A reconcile asked for but not started yet is not started.
 
         Not shutdown(wait=True): a job re-arming the change point would wait on the scheduler's
         lock while shutdown waits on the job."""
-        self._stopping = True
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
         self.scheduler.shutdown(wait=False)
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join()
         with self.reconciler.lock:
             pass
 
+    def request(self, why: str) -> None:
+        """Ask for a reconcile, from any thread; returns at once. While one runs, every request
+        made meanwhile adds up to exactly one more reconcile after it."""
+        with self._wake:
+            if self._stopping:
+                return
+            if self._wanted is None:
+                self._wanted = why
+            self._wake.notify_all()
+
+    def busy(self) -> bool:
+        """Whether a reconcile is running or asked for and not started yet."""
+        with self._wake:
+            return self._busy or self._wanted is not None
+
+    def _reconcile_loop(self) -> None:
+        while True:
+            with self._wake:
+                while self._wanted is None and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                why, self._wanted, self._busy = self._wanted or "", None, True
+            try:
+                self.tick(why)
+            except Exception:  # a bug in arming or reporting must not end the reconcile thread
+                log.exception("reconcile (%s) failed", why)
+            finally:
+                with self._wake:
+                    self._busy = False
+                    self._wake.notify_all()
+
     def soon(self, why: str) -> None:
-        """A reconcile as soon as possible (coalesced with one already queued)."""
-        # max_instances=2: a request made while one runs is queued behind it (the reconciler's
-        # lock serialises them), not dropped
-        self.scheduler.add_job(
-            self.tick,
-            DateTrigger(run_date=datetime.now(UTC)),
-            args=[why],
-            id="soon",
-            name=f"reconcile: {why}",
-            replace_existing=True,
-            max_instances=2,
-        )
+        """A reconcile as soon as possible (coalesced with one already asked for)."""
+        self.request(why)
 
     def changed(self) -> None:
         """Something the planner reads changed in the cluster (a watch event): reconcile shortly.
@@ -118,16 +157,17 @@ class Daemon:
             return
         run_at = datetime.now(UTC) + timedelta(seconds=self.debounce)
         self.scheduler.add_job(
-            self.tick,
+            self.request,
             DateTrigger(run_date=run_at),
             args=["cluster changed"],
             id="watch",
             name="reconcile after a watched change",
             replace_existing=True,
-            max_instances=2,
         )
 
     def tick(self, why: str) -> None:
+        """One reconcile, then re-arm the change point: what the reconcile thread runs for each
+        request (and what a caller that wants one now, on its own thread, can call)."""
         if self._stopping:
             return
         log.debug("reconcile (%s)", why)
@@ -149,13 +189,12 @@ class Daemon:
         # one second past the change point: plans at a boundary are exact, so be after it
         run_at = self.clock.wall_time_of(nxt.at + timedelta(seconds=1))
         self.scheduler.add_job(
-            self.tick,
+            self.request,
             DateTrigger(run_date=run_at),
             args=[f"change point: {nxt.what}"],
             id="change-point",
             name=f"change point: {nxt.what} at {nxt.at.isoformat()}",
             replace_existing=True,
-            max_instances=2,
         )
 
     def report_policy_problems(self) -> None:
@@ -180,5 +219,5 @@ class Daemon:
         self.report_policy_problems()
         if result.changed:
             log.info("policy changed: re-planning now and re-arming change points")
-            if self.scheduler.running and not self._stopping:
+            if self.scheduler.running:
                 self.soon("policy changed")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from scheduler.policy.errors import PolicyIssue
+from scheduler.policy.errors import PolicyIssue, did_you_mean
 from scheduler.policy.models import UNITS, Consortium, GpuModel, Pool, Program, Stage
 from scheduler.policy.yamlmarks import Document, Path
 
@@ -48,7 +48,7 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
             at(
                 pdoc,
                 ("spec", "pools", i, "gpuModel"),
-                f"unknown GPU model {pool.gpuModel!r}: "
+                f"unknown GPU model {pool.gpuModel!r}{did_you_mean(pool.gpuModel, spec.gpuModels)}: "
                 f"declare it in spec.gpuModels ({', '.join(sorted(spec.gpuModels))})",
             )
         if pool.availableFrom and pool.availableUntil and pool.availableUntil <= pool.availableFrom:
@@ -91,7 +91,8 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
                 at(
                     doc,
                     ("spec", "eligible", j),
-                    f"unknown consortium {e.consortium!r}: declare it in the Program's spec.consortia",
+                    f"unknown consortium {e.consortium!r}{did_you_mean(e.consortium, consortia)}: "
+                    "declare it in the Program's spec.consortia",
                 )
             if e.consortium in listed:
                 at(doc, ("spec", "eligible", j), f"consortium {e.consortium!r} is listed twice")
@@ -117,7 +118,12 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
         end = next((later.spec.start for _, later in ordered[n + 1 :] if not later.spec.pending), None)
         for cname, quota in stage.spec.quotas.items():
             if cname not in consortia:
-                at(doc, ("spec", "quotas", cname), f"quota for unknown consortium {cname!r}", key=True)
+                at(
+                    doc,
+                    ("spec", "quotas", cname),
+                    f"quota for unknown consortium {cname!r}{did_you_mean(cname, consortia)}",
+                    key=True,
+                )
                 continue
             if cname not in listed:
                 at(
@@ -132,7 +138,8 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
                     at(
                         doc,
                         path,
-                        f"unknown GPU model {model!r}: expected one of {', '.join(sorted(spec.gpuModels))} or units",
+                        f"unknown GPU model {model!r}{did_you_mean(model, [*spec.gpuModels, UNITS])}: "
+                        f"expected one of {', '.join(sorted(spec.gpuModels))} or units",
                         key=True,
                     )
                     continue

@@ -19,6 +19,8 @@ _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)
 DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Seoul")
+# what a bad date or time says it should look like (policy files and command-line flags alike)
+INSTANT_FORMATS = "use 2026-08-01, 2026-08-01T09:00 or 2026-08-01T09:00:00+09:00 (no offset: the programme's timezone)"
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -70,9 +72,10 @@ def parse_instant(value: Any, info: ValidationInfo | None = None) -> datetime:
             else:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError as err:
-            raise ValueError(f"{text!r} is not a valid date or datetime ({err})") from None
+            why = "" if str(err).startswith("Invalid isoformat string") else f" ({err})"
+            raise ValueError(f"{text!r} is not a valid date or datetime{why}; {INSTANT_FORMATS}") from None
     else:
-        raise ValueError("expected a date (2026-01-15) or a datetime (2026-01-15T00:00:00+09:00)")
+        raise ValueError(f"expected a date or datetime; {INSTANT_FORMATS}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     if not MIN_YEAR <= parsed.year <= MAX_YEAR:

@@ -130,6 +130,97 @@ def _reader_line(text: str, err: yaml.reader.ReaderError) -> int:
     return text.count("\n", 0, max(0, err.position)) + 1
 
 
+_BREAK = re.compile(r"\r\n|[\n\r\x85\u2028\u2029]")  # what PyYAML counts as a line break
+_CLOSING = {"[": "]", "{": "}"}
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _line_above(lines: list[str], n: int) -> int | None:
+    """The last line before line index `n` with something on it other than a comment."""
+    return next((i for i in range(n - 1, -1, -1) if lines[i].strip() and not lines[i].lstrip().startswith("#")), None)
+
+
+def _keyless(line: str) -> str | None:
+    """The text of a mapping entry written without its ':' (`start 2026-01-15`), else None."""
+    code = re.split(r"\s#", line, maxsplit=1)[0].strip()
+    if not code or code.startswith(("-", "[", "{", "'", '"', "#")) or re.search(r":(\s|$)", code):
+        return None
+    return code
+
+
+def syntax_error(text: str, err: yaml.MarkedYAMLError) -> tuple[int, str, str]:
+    """(line, field, message) for a YAML syntax error, at the line where the mistake is.
+
+    PyYAML stops where it can no longer go on, which is often a line or more after the mistake:
+    after an unclosed bracket or quote, at the end of the file or the next key; after a key with
+    no ':', at the next key. The line reported here is the one to fix."""
+    problem, context = err.problem_mark, err.context_mark
+    words = " ".join(str(p) for p in (err.context, err.problem) if p)
+    lines = _BREAK.split(text)
+
+    def at(mark: yaml.Mark | None, message: str) -> tuple[int, str, str]:
+        return (mark.line + 1 if mark else 1), "", f"YAML syntax error: {message}"
+
+    def text_at(mark: yaml.Mark) -> str:
+        return lines[mark.line][mark.column :] if mark.line < len(lines) else ""
+
+    if problem is not None and context is not None and problem.line > context.line:
+        if str(err.context).startswith(("while parsing a flow sequence", "while parsing a flow mapping")):
+            opening = text_at(context)[:1] or "["
+            closing = _CLOSING.get(opening, "]")
+            # closed further down, inside the entry that opened it: a ',' is missing, not the bracket
+            depth, closed = 0, False
+            for n, line in enumerate(lines[context.line :]):
+                if n and line.strip() and _indent(line) <= _indent(lines[context.line]):
+                    break
+                for char in line[context.column :] if n == 0 else line:
+                    depth += (char == opening) - (char == closing)
+                    closed = closed or depth == 0
+                if closed:
+                    break
+            if closed:
+                return at(problem, f"{words} (a ',' missing before it?)")
+            return at(
+                context, f"the {opening!r} at column {context.column + 1} is never closed with {closing!r} ({words})"
+            )
+        if str(err.context).startswith("while scanning a quoted scalar"):
+            quote = text_at(context)[:1] or "'"
+            return at(context, f"the {quote} at column {context.column + 1} is never closed ({words})")
+        if str(err.context).startswith("while scanning a simple key"):
+            key = text_at(context).strip()
+            return at(context, f"no ':' after {key!r} (a mapping entry is 'key: value'; {words})")
+    if problem is not None and str(err.problem).startswith("mapping values are not allowed"):
+        here = lines[problem.line] if problem.line < len(lines) else ""
+        if ": " in here[: problem.column] or here[: problem.column].rstrip().endswith(":"):
+            return at(problem, f"{words} (a value that holds ': ' must be quoted)")
+        above = _line_above(lines, problem.line)
+        if above is not None:
+            if _indent(here) > _indent(lines[above]):
+                return at(
+                    problem,
+                    f"this line is indented more than line {above + 1} above it, so it reads as the rest of "
+                    f"that line's value ({words}); line it up with the keys of its mapping",
+                )
+            keyless = _keyless(lines[above])
+            if keyless is not None:
+                return (above + 1, "", f"YAML syntax error: no ':' after {keyless!r} (a mapping entry is 'key: value')")
+    if problem is not None and str(err.problem).startswith("expected <block end>"):
+        if str(err.problem).endswith(("']'", "'}'")):
+            return at(problem, f"{words} (a closing bracket that closes nothing)")
+        here = lines[problem.line] if problem.line < len(lines) else ""
+        above = _line_above(lines, problem.line)
+        keyless = _keyless(lines[above]) if above is not None else None
+        if above is not None and keyless is not None and _indent(lines[above]) == _indent(here):
+            return (above + 1, "", f"YAML syntax error: no ':' after {keyless!r} (a mapping entry is 'key: value')")
+        return at(problem, f"{words} (check this line's indentation against the lines above)")
+    if "'\\t'" in str(err.problem):
+        return at(problem, f"{words} (indent with spaces: YAML does not allow tabs there)")
+    return at(problem or context, words)
+
+
 def load_documents(text: str, file: str) -> tuple[list[Document], list[tuple[int, str, str]]]:
     """Parse every document in `text`.
 
@@ -146,9 +237,7 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[tuple[int
     except yaml.reader.ReaderError as err:
         return [], [(_reader_line(text, err), "", f"not a YAML text: {err.reason} ({_codepoint(err.character)})")]
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        msg = " ".join(str(p) for p in (err.context, err.problem) if p)
-        return [], [(mark.line + 1 if mark else 1, "", f"YAML syntax error: {msg}")]
+        return [], [syntax_error(text, err)]
     try:
         index = 0
         while loader.check_node():
@@ -167,10 +256,7 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[tuple[int
             docs.append(doc)
             index += 1
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else 1
-        msg = " ".join(str(p) for p in (err.context, err.problem) if p)
-        problems.append((line, "", f"YAML syntax error: {msg}"))
+        problems.append(syntax_error(text, err))
         return [], problems
     except yaml.YAMLError as err:  # any other parser failure is still a policy problem, never a crash
         problems.append((1, "", f"YAML error: {' '.join(str(err).split())}"))

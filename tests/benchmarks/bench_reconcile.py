@@ -402,7 +402,7 @@ def round_by_daemon(f: dict, run: Run, api, source, sandbox: SandboxProcess, arg
         last = r.last
         if last is None or last.plan is None or last.plan.at < STAGE2 or r.lock.locked():
             return False
-        if any(daemon.scheduler.get_job(j) for j in ("watch", "soon")):
+        if daemon.busy() or daemon.scheduler.get_job("watch"):
             return False
         times = sandbox.call("write_times")
         if times:

@@ -75,6 +75,22 @@ def test_a_leader_that_shuts_down_hands_over_at_once(sandbox):
     assert b.leading
 
 
+def test_a_clean_shutdown_releases_the_lease_in_one_info_line_and_loses_nothing(sandbox, caplog):
+    import logging
+
+    changes = []
+    a = LeaderElector(sandbox, "gpu-scheduler", "gpu-scheduler-leader", "a", monotonic=Ticks(),
+                      on_change=changes.append)
+    a.step()
+    with caplog.at_level(logging.DEBUG, logger="scheduler.daemon.leader"):
+        a.stop(release=True)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "scheduler.daemon.leader"]
+    assert said == [("INFO", "a released the leader Lease gpu-scheduler/gpu-scheduler-leader")]
+    assert changes == [True, False] and not a.leading
+    lease = client.CoordinationV1Api(sandbox).read_namespaced_lease("gpu-scheduler-leader", "gpu-scheduler")
+    assert lease.spec.holder_identity is None
+
+
 def test_a_leader_cut_off_from_the_api_steps_down_after_the_renew_deadline(sandbox, monkeypatch):
     clock = Ticks()
     a = elector(sandbox, "a", clock)

@@ -53,16 +53,17 @@ def exported_families(metrics: Metrics) -> dict[str, tuple[str, frozenset[str]]]
 
 @pytest.fixture(scope="module")
 def controller_metrics() -> Metrics:
-    """A registry fed as the daemon feeds it: round 1 of the real programme, the moment NC AI and
-    Naver Cloud start winding down and nodes drain (so every plan gauge has series)."""
+    """A registry fed as the daemon feeds it: the real programme as its leases end, the moment the
+    leased nodes drain and LG and Upstage fall short of H100 (so every plan gauge has series)."""
     policy = load_policy("policies")
     snapshot = decode_snapshot(dumps(builtin_cluster(policy)), KEYS)
-    stage_2, held = settle(policy, snapshot, t("2026-01-14 23:00"), KEYS)
-    intruder = GpuPod("default", "intruder", stage_2.consortium("lg").nodes[0], 8)  # tolerates lg's taint
+    before, held = settle(policy, snapshot, t("2026-06-30 21:00"), KEYS)
+    intruder = GpuPod("default", "intruder", before.consortium("lg").nodes[0], 8)  # tolerates lg's taint
     held = held.replace(pods=(*held.pods, intruder))
-    round_1 = plan(policy, held, t("2026-01-15 00:00:01"), KEYS)
+    round_1 = plan(policy, held, t("2026-06-30 22:00:01"), KEYS)
     assert round_1.foreign_pods, "the fixture needs a foreign pod"
     assert any(c.draining_nodes for c in round_1.consortia), "the fixture needs drains in progress"
+    assert any(c.short for c in round_1.consortia), "the fixture needs a team short of its quota"
     metrics = Metrics()
     metrics.observe_plan(round_1)
     metrics.set_policy(policy.sha256, True)

