@@ -17,8 +17,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # it again and again for nothing (a quarter of plan's CPU at 50,000 nodes); reference
         # counting frees everything that matters
         gc.disable()
+    from scheduler.cli import commands  # only now: `--help` and usage errors never load the policy stack
+
     try:
-        return int(args.func(args))
+        return int(getattr(commands, args.func)(args))
     except BrokenPipeError:
         return 0
     except ValueError as err:

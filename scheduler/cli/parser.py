@@ -6,10 +6,11 @@ import argparse
 import re
 
 from scheduler import DOMAIN, __version__
-from scheduler.cli import commands
 from scheduler.policy.errors import did_you_mean
-from scheduler.policy.models import KINDS
-from scheduler.policy.types import parse_instant
+
+# the policy's document kinds (policy.models.KINDS, tested equal): named here so that building the
+# parser, and so `--help`, imports neither the commands nor pydantic (start-up, docs/performance.md)
+KINDS = ("Program", "Stage")
 
 DEFAULT_POLICY = "policies"
 DESCRIPTION = "gpu-scheduler: hands a national GPU fleet to competing AI consortia and takes it back, safely."
@@ -38,6 +39,8 @@ def _kind(text: str) -> str:
 def _instant(text: str) -> str:
     """A date or datetime, checked here so a typo is a usage error naming its flag and the formats
     accepted; kept as text, since a naive time is read in the policy's timezone, known later."""
+    from scheduler.policy.types import parse_instant
+
     try:
         parse_instant(text)
     except ValueError as err:
@@ -77,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check the policy; one file:line: field: message per problem")
     with_policy(p)
-    p.set_defaults(func=commands.cmd_validate)
+    p.set_defaults(func="cmd_validate")
 
     p = sub.add_parser("plan", help="what the scheduler would do at an instant")
     with_policy(p)
@@ -94,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_prefix(p)
     with_output(p)
-    p.set_defaults(func=commands.cmd_plan)
+    p.set_defaults(func="cmd_plan")
 
     p = sub.add_parser("simulate", help="replay the programme's timeline on a cluster")
     with_policy(p)
@@ -120,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "pools opening and leases ending, shortfalls), not one per plan",
     )
     p.add_argument("--size", default="1600x900", metavar="WxH", help="the picture's size in pixels (default 1600x900)")
-    p.set_defaults(func=commands.cmd_simulate)
+    p.set_defaults(func="cmd_simulate")
 
     p = sub.add_parser("run", help="the daemon: keep a cluster in line with the policy")
     with_policy(p)
@@ -146,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_prefix(p)
     p.add_argument("-v", "--verbose", action="store_true")
-    p.set_defaults(func=commands.cmd_run)
+    p.set_defaults(func="cmd_run")
 
     p = sub.add_parser("status", help="each consortium's quota, allocation and next change, as written")
     src = p.add_mutually_exclusive_group()
@@ -158,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consortium", help="only this consortium")
     with_prefix(p)
     with_output(p)
-    p.set_defaults(func=commands.cmd_status)
+    p.set_defaults(func="cmd_status")
 
     p = sub.add_parser("agent", help="the node agent: GPU health to its Node's annotation and /metrics")
     p.add_argument("--node-name", help="this node (default: $NODE_NAME, else the host name)")
@@ -188,9 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the annotation JSON instead of writing it")
     with_prefix(p)
     p.add_argument("-v", "--verbose", action="store_true")
-    p.set_defaults(func=commands.cmd_agent)
+    p.set_defaults(func="cmd_agent")
 
     p = sub.add_parser("schema", help="JSON Schema of the policy documents")
     p.add_argument("--kind", choices=KINDS, type=_kind, help="one kind's schema (default: either kind)")
-    p.set_defaults(func=commands.cmd_schema)
+    p.set_defaults(func="cmd_schema")
     return parser

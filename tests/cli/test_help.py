@@ -81,3 +81,22 @@ def test_every_command_that_reads_a_cluster_takes_the_label_prefix():
         options = parser._option_string_actions
         if "--kubeconfig" in options or "--cluster" in options:
             assert "--label-prefix" in options, name
+
+
+def test_help_loads_neither_the_commands_nor_pydantic():
+    """`--help` and usage errors build the parser alone: the policy stack (pydantic) loads only for a
+    command that runs (docs/performance.md, start-up)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom scheduler.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('pydantic', 'scheduler.cli.commands', 'scheduler.policy.models') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_the_parsers_kinds_are_the_policys():
+    from scheduler.cli.parser import KINDS
+    from scheduler.policy.models import KINDS as MODELS
+
+    assert KINDS == tuple(MODELS)
