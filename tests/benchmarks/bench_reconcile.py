@@ -70,7 +70,7 @@ from scheduler.daemon.service import Daemon  # noqa: E402
 from scheduler.daemon.metrics import Metrics  # noqa: E402
 from scheduler.actuator.watch import ClusterReader
 
-STAGE2 = datetime.fromisoformat("2026-01-15T00:00:00+09:00")
+STAGE2 = datetime.fromisoformat("2026-01-15T18:00:00+09:00")  # round 1 (policies/stages.yaml)
 BEFORE = STAGE2 - timedelta(minutes=10)   # stage 1 in force: the cold start and the steady state
 AFTER = STAGE2 + timedelta(minutes=5)
 LEASE_NS = "gpu-scheduler"
@@ -117,7 +117,7 @@ class Recorder:
         return timed
 
     def install(self) -> None:
-        reconciler_module.read_snapshot = self.wrap("read", reconciler_module.read_snapshot)
+        ClusterReader.read = self.wrap("read", ClusterReader.read)  # type: ignore[method-assign]
         reconciler_module.plan = self.wrap("plan", reconciler_module.plan)
         reconciler_module.desired_writes = self.wrap("diff", reconciler_module.desired_writes)
         Writer.apply = self.wrap("write", Writer.apply)  # type: ignore[method-assign]
@@ -204,7 +204,7 @@ def round_reconciles(calls: list[Call], policy) -> list[tuple[Call, Counter]]:
         rd = next((c for c in inside if c.name == "read" and c.result is not None), None)
         if rd is None:
             continue
-        out.append((rc, minimum_writes(rd.result[0], rc.result.plan, policy)))
+        out.append((rc, minimum_writes(rd.result, rc.result.plan, policy)))
     return out
 
 
