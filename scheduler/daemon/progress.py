@@ -24,7 +24,8 @@ def progress_line(plan: Plan, now: datetime) -> str:
     for c in plan.consortia:
         if c.status not in _SHORT:
             continue  # ineligible and eliminated teams hold nothing and wait for nothing
-        teams.append(f"{c.name} {c.allocated_gpus}/{c.quota_gpus}{_SHORT[c.status]}")
+        short = f" (short {' '.join(f'{m}:{n}' for m, n in sorted(c.short.items()))})" if c.short else ""
+        teams.append(f"{c.name} {c.allocated_gpus}/{c.quota_gpus}{_SHORT[c.status]}{short}")
     held = ", ".join(teams) or "no team holds GPUs"
     if plan.next_change is not None:
         nxt = f"next: {plan.next_change.what} at {plan.next_change.at.strftime('%Y-%m-%d %H:%M')}"

@@ -30,5 +30,6 @@ def test_the_line_says_time_stage_each_team_and_what_comes_next():
 
 def test_after_the_last_change_the_line_says_the_programme_is_over():
     line = progress_line(planned("2028-01-01 00:00"), t("2028-01-01 00:00"))
-    assert line == ("[2028-01-01 00:00 KST] stage-2 (stage-4 undecided) | GPUs held/target: lg 512/512, "
-                    "motif 768/768, skt 512/512, upstage 512/512 | no change ahead: the programme as written is over")
+    assert line == ("[2028-01-01 00:00 KST] stage-2 (stage-4 undecided) | GPUs held/target: lg 512/512 (short H100:512), "
+                    "motif 768/768, skt 512/512, upstage 512/512 (short H100:512) | "
+                    "no change ahead: the programme as written is over")
