@@ -24,14 +24,14 @@ class NodeView:
     why_not: str  # empty when usable
     gpu_pods: int
     unhealthy: bool  # fewer healthy GPUs than allocatable, or none at all
+    # read again and again by placement: stored once rather than recomputed (see view())
+    name: str = ""
+    gpus: int = 0  # healthy GPUs if usable, else 0
 
-    @property
-    def name(self) -> str:
-        return self.node.name
 
-    @property
-    def gpus(self) -> int:
-        return self.node.gpus if self.usable else 0
+def view(node: Node, pool: Pool, block: tuple[str, str], why_not: str, gpu_pods: int, unhealthy: bool) -> NodeView:
+    usable = not why_not
+    return NodeView(node, pool, block, usable, why_not, gpu_pods, unhealthy, node.name, node.gpus if usable else 0)
 
 
 def pool_of(node: Node, pools: list[Pool]) -> Pool | None:
@@ -50,7 +50,7 @@ class PoolMatcher:
         self.seen: dict[tuple[str | None, ...], Pool | None] = {}
 
     def match(self, labels: Mapping[str, str]) -> Pool | None:
-        signature = tuple(labels.get(k) for k in self.keys)
+        signature = tuple(map(labels.get, self.keys))
         try:
             return self.seen[signature]
         except KeyError:
@@ -96,23 +96,14 @@ def classify(policy: Policy, snapshot: Snapshot, at: datetime) -> tuple[list[Nod
                 strays.append(node)
             continue
         why = windows.get(pool.name, "")
+        gpus = node.gpus
         if not why:
             if not node.ready:
                 why = "node is NotReady"
             elif node.unschedulable:
                 why = "node is cordoned"
-            elif node.gpus <= 0:
+            elif gpus <= 0:
                 why = "node has no healthy GPU"
         block = (pool.name, node.labels.get(pool.topologyKey, "") if pool.topologyKey else "")
-        views.append(
-            NodeView(
-                node,
-                pool,
-                block,
-                not why,
-                why,
-                pods.get(node.name, 0),
-                node.gpus < node.allocatable_gpus or node.gpus == 0,
-            )
-        )
+        views.append(view(node, pool, block, why, pods.get(node.name, 0), gpus < node.allocatable_gpus or gpus == 0))
     return views, strays

@@ -25,7 +25,7 @@ from scheduler.planner.model import (
     Plan,
     PoolPlan,
 )
-from scheduler.planner.nodes import NodeView, classify, pool_windows
+from scheduler.planner.nodes import NodeView, classify, pool_windows, view
 from scheduler.planner.placement import Placement, place
 from scheduler.planner.shortfall import shortfalls
 from scheduler.planner.statuses import stage_in_force, standings
@@ -55,8 +55,7 @@ def plan(
     stand = standings(policy, at)
     views, strays = classify(policy, snapshot, at)
     views += [
-        NodeView(n, _NO_POOL, (_NO_POOL.name, ""), False, "the node matches no pool of the policy", 0, False)
-        for n in strays
+        view(n, _NO_POOL, (_NO_POOL.name, ""), "the node matches no pool of the policy", 0, False) for n in strays
     ]
     known = {c.name for c in policy.consortia}
     units = {m: policy.units(m) for m in policy.models}
