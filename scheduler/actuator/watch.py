@@ -313,6 +313,16 @@ class ClusterReader:
     def trusted(self) -> bool:
         return self.cache is not None and self._trusted
 
+    def token(self) -> int | None:
+        """What `read()` would return, as a number, when it would come from the cache (the cache's
+        version); None when it would list. Equal tokens mean the same snapshot: a reconcile that
+        planned it already can skip the read, the plan and the diff (docs/daemon.md, "At rest")."""
+        if self.cache is None or self.cache.failing or not self._trusted:
+            return None
+        if self.monotonic() - self._listed_at >= self.resync_every:
+            return None
+        return self.cache.version
+
     def read(self) -> Snapshot:
         now = self.monotonic()
         if self.cache is not None and self.cache.failing:

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from scheduler.actuator.retry import classify, one_line
 from scheduler.actuator.watch import ClusterReader
@@ -54,6 +54,9 @@ class Reconciler:
     # annotation only reports it; an edited or deleted one is put back from here (docs/security.md)
     drain_clock: dict[str, datetime] = field(default_factory=dict)
     reported: set[str] = field(default_factory=set)  # ForeignGpuPod Events already written (one per pod and node)
+    # after a reconcile that found nothing to write: what it planned from, and until when nothing
+    # changes by itself (see _at_rest)
+    rest: tuple[str, int, bool, datetime] | None = None
 
     @property
     def keys(self) -> Keys:
@@ -111,14 +114,26 @@ class Reconciler:
         write = policy_invalid_event(namespace, self.source.digest or "", problems, self.clock.now())
         self.writer.apply([write])
 
+    def _at_rest(self, sha256: str, token: int | None, leader: bool, at: datetime) -> bool:
+        """Nothing to do: the last reconcile wrote nothing, and since then the policy, the watched
+        cluster (the cache's version) and the leadership are the same, and no change point (a stage,
+        a drain deadline, telemetry going stale) has come. Its plan would come out the same and
+        write nothing, so none is made: at rest a fleet of any size costs no CPU (docs/daemon.md)."""
+        rest = self.rest
+        return rest is not None and token is not None and rest[:3] == (sha256, token, leader) and at < rest[3]
+
     def _reconcile(self) -> Outcome:
         policy = self.source.policy
         if policy is None:
             return Outcome(None, skipped="no valid policy loaded yet")
+        token, leader, at = self.reader.token(), self.is_leader(), self.clock.now()
+        if self._at_rest(policy.sha256, token, leader, at) and self.last is not None:
+            self.last_read = time.monotonic()  # the watches are up and current: as good as a read
+            return Outcome(self.last.plan, skipped="nothing changed")
+        self.rest = None
         snapshot = self._keep_drain_clock(self.reader.read())
         self.synced = True
         self.last_read = time.monotonic()
-        at = self.clock.now()
         with paused_gc():  # a fifth to a third of plan() at 10,000-50,000 nodes is cycle collection
             result = plan(policy, snapshot, at, self.keys)
         self.metrics.observe_plan(result)
@@ -127,12 +142,14 @@ class Reconciler:
             for name, intent in result.node_intents.items()
             if intent.state == DRAINING and intent.drain_started is not None
         }
-        if not self.is_leader():
+        if not leader:
+            self.rest = _rest(policy.sha256, token, leader, result, snapshot, policy.program.spec.telemetry.staleAfter)
             return Outcome(result, skipped="not the leader")
         with paused_gc():
             writes = desired_writes(result, snapshot, policy, self.keys, self.written, self.reported)
         if not writes:
             self._remember(result)
+            self.rest = _rest(policy.sha256, token, leader, result, snapshot, policy.program.spec.telemetry.staleAfter)
             return Outcome(result)
         self.reader.wrote()
         report = self.writer.apply(writes, still_allowed=self.is_leader)
@@ -150,3 +167,20 @@ class Reconciler:
         else:
             self._remember(result)
         return Outcome(result, writes=len(report.done), failed=len(report.failed))
+
+
+def _rest(
+    sha256: str, token: int | None, leader: bool, result: Plan, snapshot: Snapshot, stale_after: timedelta
+) -> tuple[str, int, bool, datetime] | None:
+    """What a settled reconcile planned from, and the first instant its plan could change by
+    itself: the plan's next change point, or an agent's report going stale (which puts a node's
+    allocatable GPUs back), whichever comes first. None when the read did not come from a cache."""
+    if token is None:
+        return None
+    until = result.next_change.at if result.next_change is not None else datetime.max.replace(tzinfo=result.at.tzinfo)
+    for node in snapshot.nodes:
+        if node.telemetry_at is not None:
+            expires = node.telemetry_at + stale_after
+            if result.at < expires < until:
+                until = expires
+    return sha256, token, leader, until

@@ -291,8 +291,9 @@ def test_a_watched_change_wakes_a_reconcile_that_reverts_drift(world):
 
 
 def test_a_steady_cluster_is_read_from_the_watch_cache_and_drift_still_reverted(world):
-    """Once a fresh list shows the cache has caught up with our writes, reconciles list nothing;
-    a write makes the next reconcile list afresh again."""
+    """Once a fresh list shows the cache has caught up with our writes, reconciles list nothing
+    (and, the cache unchanged, read and plan nothing either); a write makes the next reconcile list
+    afresh again."""
     from kubernetes import client
 
     from scheduler.actuator.watch import Watcher
@@ -308,10 +309,13 @@ def test_a_steady_cluster_is_read_from_the_watch_cache_and_drift_still_reverted(
             assert time.monotonic() < deadline
             time.sleep(0.2)
         lists = sum(n for (verb, resource), n in server.requests.items() if verb == "list")
+        assert r.reconcile().writes == 0 and r.reader.reads["cache"] >= 1  # planned from the cache
+        assert sum(n for (verb, resource), n in server.requests.items() if verb == "list") == lists
         reads = dict(r.reader.reads)
         for _ in range(3):
-            assert r.reconcile().writes == 0
-        assert r.reader.reads["cache"] == reads["cache"] + 3 and r.reader.reads["list"] == reads["list"]
+            outcome = r.reconcile()
+            assert outcome.writes == 0 and outcome.skipped == "nothing changed"
+        assert r.reader.reads == reads  # at rest: not even the cache is read
         assert sum(n for (verb, resource), n in server.requests.items() if verb == "list") == lists  # no list at all
 
         client.CoreV1Api(api).patch_namespace("lg-exaone", {"metadata": {"labels": {PREFIX + "quota-gpus": "4096"}}})
@@ -378,3 +382,61 @@ def test_under_another_label_prefix_a_round_lands_and_then_writes_nothing(world)
         managed = [k for k in (*node["metadata"].get("labels", {}), *node["metadata"].get("annotations", {}))
                    if k.startswith(PREFIX)]
         assert managed == [] or managed == [PREFIX + "pool"], (node["metadata"]["name"], managed)
+
+
+def test_at_rest_a_reconcile_does_nothing_until_the_cluster_the_policy_or_the_clock_moves(world):
+    """A fleet at rest costs no CPU: with the watch cache current and unchanged, the same policy and
+    no change point reached, a reconcile neither reads, plans nor diffs. Any of those moving makes
+    the next one plan again."""
+    from kubernetes import client
+
+    from scheduler.actuator.watch import Watcher
+    from scheduler.daemon import reconciler as reconciler_module
+
+    server, api, source, folder = world
+    wall = Wall()
+    r = Reconciler(source, ClusterReader(api, KEYS), Clock(start=t("2026-03-01 00:00"), wall=wall), Metrics(),
+                   Writer(api))
+    planned = []
+    real_plan = reconciler_module.plan
+
+    def counting_plan(*args, **kwargs):
+        planned.append(args[2])
+        return real_plan(*args, **kwargs)
+
+    reconciler_module.plan = counting_plan
+    try:
+        with Watcher(api, KEYS) as watcher:
+            r.reader.cache = watcher
+            deadline = time.monotonic() + 20
+            while r.reconcile().skipped != "nothing changed":  # settle: writes, a fresh list, the cache trusted
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            before = len(planned)
+            assert [r.reconcile().skipped for _ in range(5)] == ["nothing changed"] * 5 and len(planned) == before
+
+            # the cluster moves: a label nobody manages changes on a node the planner reads
+            client.CoreV1Api(api).patch_node("gov-b200-a-0000", {"spec": {"unschedulable": True}})
+            assert watcher.wait_for(lambda s: next(n for n in s.nodes if n.name == "gov-b200-a-0000").unschedulable)
+            assert r.reconcile().skipped == "" and len(planned) == before + 1
+
+            # the clock reaches the next change point (SK Telecom's eligibility, 2026-07-01... or earlier)
+            while r.reconcile().skipped != "nothing changed":
+                time.sleep(0.1)
+            nxt = r.last.plan.next_change.at
+            wall.now += (nxt - r.clock.now()).total_seconds() - 60
+            assert r.reconcile().skipped == "nothing changed"  # a minute before: still at rest
+            wall.now += 120
+            assert r.reconcile().skipped == "" and planned[-1] > nxt
+
+            # the policy changes
+            while r.reconcile().skipped != "nothing changed":
+                time.sleep(0.1)
+            stages = folder / "policies" / "stages.yaml"
+            stages.write_text(stages.read_text().replace("skt: {B200: 512}", "skt: {B200: 256}"))
+            source.reload()
+            count = len(planned)
+            r.reconcile()
+            assert len(planned) == count + 1
+    finally:
+        reconciler_module.plan = real_plan

@@ -76,6 +76,7 @@ def test_requests_during_a_reconcile_add_up_to_exactly_one_more(caplog):
             daemon.soon("policy changed")
             time.sleep(0.005)
         wait_until(lambda: daemon.scheduler.get_job("watch") is None)  # the debounced job has fired too
+        time.sleep(0.5)  # and its request reached the daemon (the scheduler runs jobs on a pool thread)
         assert r.calls == 1
         r.release.set()
         wait_until(lambda: r.calls >= 2)
