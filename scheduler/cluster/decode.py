@@ -101,16 +101,19 @@ def paused_gc() -> Iterator[None]:
 def decode_snapshot(data: bytes | str, keys: Keys) -> Snapshot:
     """Decode a cluster dump, with the cycle collector paused (it would cost more than decoding)."""
     with paused_gc():
-        return _decode(data, keys)
+        return _build(_parse(data), keys)
 
 
-def _decode(data: bytes | str, keys: Keys) -> Snapshot:
+def _parse(data: bytes | str) -> _List:
     try:
-        doc = _DECODER.decode(data)
+        return _DECODER.decode(data)
     except msgspec.DecodeError as err:
         raise SnapshotError(f"not a Kubernetes List in JSON: {err}") from None
     except RecursionError:
         raise SnapshotError("not a Kubernetes List in JSON: nested too deep") from None
+
+
+def _build(doc: _List, keys: Keys) -> Snapshot:
     default_kind = _ITEM_KIND.get(doc.kind, "")
     if doc.kind not in ("List", *_ITEM_KIND):
         raise SnapshotError(f"expected kind List or NodeList, got {doc.kind!r}")
@@ -143,8 +146,14 @@ def _decode(data: bytes | str, keys: Keys) -> Snapshot:
 
 
 def decode_snapshot_file(path: str, keys: Keys) -> Snapshot:
+    """As decode_snapshot, letting go of the file's bytes once parsed: the snapshot is built
+    without them in memory (the peak is the larger of bytes + parse and parse + snapshot)."""
     with open(path, "rb") as fh:
-        return decode_snapshot(fh.read(), keys)
+        data = fh.read()
+    with paused_gc():
+        doc = _parse(data)
+        del data
+        return _build(doc, keys)
 
 
 def _ours(annotations: dict[str, str], keys: Keys) -> dict[str, str]:
