@@ -229,6 +229,16 @@ class Watcher:
             self._watches.pop(resource, None)
         return rv
 
+    def relabel(self, keys: Keys) -> None:
+        """Decode with `keys` from now on (another set of node labels): the nodes are listed
+        again, so no node in the cache lacks a label the new keys read."""
+        self.keys = keys
+        try:
+            self._relist("nodes", again=True)
+        except Exception as exc:  # noqa: BLE001 - the reconcile lists afresh meanwhile (failing)
+            log.warning("listing nodes again for new label keys failed (%s)", one_line(exc))
+            self.failing.add("nodes")
+
     def _relist(self, resource: str, again: bool = False) -> str:
         data, rv = list_raw(self.api, resource)
         self.failing.discard(resource)
@@ -244,10 +254,13 @@ class Watcher:
         meta = _OBJ.decode(raw).metadata
         key = (meta.namespace, meta.name)
         entries: dict[tuple[str, str], Any] = {}
+        wrapped = b'{"kind":"' + _LIST_KIND[resource] + b'","items":[' + bytes(raw) + b"]}"
+        keys = self.keys
         if type_ != "DELETED":
-            wrapped = b'{"kind":"' + _LIST_KIND[resource] + b'","items":[' + bytes(raw) + b"]}"
-            entries = dict(_entries(resource, decode_snapshot(wrapped, self.keys)))
+            entries = dict(_entries(resource, decode_snapshot(wrapped, keys)))
         with self._cond:
+            if keys is not self.keys and type_ != "DELETED":  # relabelled meanwhile: decode as it now says
+                entries = dict(_entries(resource, decode_snapshot(wrapped, self.keys)))
             state = self._state[resource]
             new, old = entries.get(key), state.get(key)
             if new == old:
@@ -312,6 +325,17 @@ class ClusterReader:
     @property
     def trusted(self) -> bool:
         return self.cache is not None and self._trusted
+
+    def read_labels(self, labels: frozenset[str]) -> None:
+        """Keep at least these node labels from now on (a new policy may select on others): when
+        that widens what is decoded, the cache is no longer trusted and its nodes are listed again."""
+        keys = self.keys.reading(labels | (self.keys.node_labels or frozenset()))
+        if self.keys.node_labels is None or keys == self.keys:
+            return
+        self.keys = keys
+        self._trusted = False
+        if self.cache is not None:
+            self.cache.relabel(keys)
 
     def token(self) -> int | None:
         """What `read()` would return, as a number, when it would come from the cache (the cache's

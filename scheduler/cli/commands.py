@@ -58,21 +58,23 @@ def _snapshot(args: argparse.Namespace, policy: Policy) -> Any:
     """The cluster to plan on: a file, a live cluster, or (neither given) one sized from the policy."""
     from scheduler.cluster import decode_snapshot
     from scheduler.cluster.synthetic import builtin_cluster, dumps
+    from scheduler.planner.nodes import label_keys
 
+    keys = _keys(args).reading(label_keys(policy))  # only the node labels planning reads
     live = getattr(args, "kubeconfig", None) or getattr(args, "in_cluster", False)
     if args.cluster == "builtin" or not (args.cluster or live):
-        return decode_snapshot(dumps(builtin_cluster(policy)), _keys(args))
-    return _read_cluster(args)
+        return decode_snapshot(dumps(builtin_cluster(policy)), keys)
+    return _read_cluster(args, keys)
 
 
-def _read_cluster(args: argparse.Namespace) -> Any:
+def _read_cluster(args: argparse.Namespace, keys: Any = None) -> Any:
     """A `kubectl get ... -o json` file (or '-' for stdin), else the live cluster; None after
-    saying why on stderr."""
+    saying why on stderr. `keys`: as _keys(args), maybe reading fewer node labels."""
     from scheduler.cluster import SnapshotError, decode_snapshot, decode_snapshot_file
 
+    keys = keys if keys is not None else _keys(args)
     if args.cluster:
         try:
-            keys = _keys(args)
             return (
                 decode_snapshot(sys.stdin.buffer.read(), keys)
                 if args.cluster == "-"
@@ -85,7 +87,7 @@ def _read_cluster(args: argparse.Namespace) -> Any:
     from scheduler.actuator.reads import read_snapshot
 
     try:
-        snapshot, _ = read_snapshot(connect(args.kubeconfig, args.in_cluster), _keys(args))
+        snapshot, _ = read_snapshot(connect(args.kubeconfig, args.in_cluster), keys)
     except Exception as err:  # noqa: BLE001 - connection or credentials: say so, no traceback
         print(f"cannot read the cluster: {err}", file=sys.stderr)
         return None

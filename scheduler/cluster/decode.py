@@ -213,6 +213,9 @@ def node_from(item: _Item, keys: Keys) -> Node:
     if report:
         healthy_gpus, utilization, telemetry_at = _telemetry(report)
     labels = m.labels
+    wanted = keys.node_labels
+    if wanted is not None and labels:
+        labels = {k: v for k, v in labels.items() if k in wanted}
     return Node(
         m.name,
         MappingProxyType(labels),

@@ -7,7 +7,8 @@ default here once let one code path use the default prefix while the rest used t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from scheduler import DOMAIN
 from scheduler.wire.quota import GPU_RESOURCE
@@ -17,9 +18,18 @@ from scheduler.wire.quota import NAME as RESOURCE_QUOTA_NAME
 @dataclass(frozen=True)
 class Keys:
     prefix: str = DOMAIN
+    # the node label keys decoding keeps (None: every label). Planning reads a handful (the pools'
+    # selectors and topology keys, ours); a typical GPU node carries 25-30 (GPU Feature Discovery,
+    # topology, kubelet). Keeping only those makes the daemon's cache of a fleet several times
+    # smaller, and changes to labels nobody reads wake no reconcile.
+    node_labels: frozenset[str] | None = None
 
     def _k(self, name: str) -> str:
         return f"{self.prefix}/{name}"
+
+    def reading(self, labels: Iterable[str]) -> Keys:
+        """These keys, decoding only `labels` (and the labels gpu-scheduler writes) on nodes."""
+        return replace(self, node_labels=frozenset(labels) | {self.consortium, self.node_state})
 
     # node
     @property

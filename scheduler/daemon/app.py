@@ -27,6 +27,7 @@ from scheduler.daemon.progress import progress_line
 from scheduler.daemon.reconciler import Reconciler
 from scheduler.daemon.service import Daemon
 from scheduler.observability.http import serve
+from scheduler.planner.nodes import label_keys
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,10 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
     require_namespace(api, namespace)
     metrics = Metrics()
     elector = LeaderElector(api, namespace, LEASE_NAME, f"{socket.gethostname()}-{os.getpid()}")
-    reader = ClusterReader(api, config.keys)
+    # nodes are decoded keeping only the labels planning reads (the policy's selectors and topology
+    # keys): the cache of a fleet stays small; a policy that reads others widens it (Reconciler)
+    keys = config.keys.reading(label_keys(source.policy)) if source.policy is not None else config.keys
+    reader = ClusterReader(api, keys)
     # a dry run never campaigns for the Lease: it must not take leadership from the real daemon,
     # and it logs every write it would make as if it led
     reconciler = Reconciler(
@@ -137,7 +141,7 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
     daemon.start()
     # watches wake reconciles and, once a fresh list has shown the cache caught up with this
     # replica's writes, serve them (ClusterReader)
-    watcher = Watcher(api, config.keys, on_change=daemon.changed).start()
+    watcher = Watcher(api, reader.keys, on_change=daemon.changed).start()
     reader.cache = watcher
     scale = f" x{config.time_scale}" if config.time_scale != 1 else ""
     print(

@@ -25,6 +25,7 @@ from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.planner import Plan, plan
 from scheduler.planner.model import DRAINING
+from scheduler.planner.nodes import label_keys
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class Reconciler:
             self.last_read = time.monotonic()  # the watches are up and current: as good as a read
             return Outcome(self.last.plan, skipped="nothing changed")
         self.rest = None
+        self.reader.read_labels(label_keys(policy))
         snapshot = self._keep_drain_clock(self.reader.read())
         self.synced = True
         self.last_read = time.monotonic()

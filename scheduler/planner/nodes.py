@@ -34,6 +34,14 @@ def view(node: Node, pool: Pool, block: tuple[str, str], why_not: str, gpu_pods:
     return NodeView(node, pool, block, usable, why_not, gpu_pods, unhealthy, node.name, node.gpus if usable else 0)
 
 
+def label_keys(policy: Policy) -> frozenset[str]:
+    """The node labels planning reads: every pool's selector keys and topology key (with
+    Keys.reading, what decoding keeps)."""
+    keys = {k for pool in policy.pools for k in pool.nodeSelector}
+    keys |= {pool.topologyKey for pool in policy.pools if pool.topologyKey}
+    return frozenset(keys)
+
+
 def pool_of(node: Node, pools: list[Pool]) -> Pool | None:
     """The first pool (policy order) whose nodeSelector the node's labels satisfy."""
     return PoolMatcher(pools).match(node.labels)

@@ -139,3 +139,21 @@ def test_a_cache_whose_watch_is_down_is_not_trusted_so_a_dead_api_fails_the_read
         assert not reader.trusted and reader.reads["cache"] == 1
     finally:
         w.stop()
+
+
+def test_a_watcher_reading_a_few_labels_keeps_only_those_and_is_not_woken_by_the_others(server, api):
+    """Keys.reading: nodes keep the labels planning reads (and ours); a label nobody reads changing
+    wakes no reconcile; relabel() lists the nodes again with the labels a new policy reads."""
+    server.load_list(v1_list(node("a", {"pool": "h100", "zone": "z1", "nvidia.com/gpu.family": "hopper"})))
+    seen = []
+    keys = KEYS.reading({"pool"})
+    with Watcher(api, keys, timeout_seconds=30, on_change=lambda: seen.append(1)) as watcher:
+        assert dict(watcher.snapshot().nodes[0].labels) == {"pool": "h100"}
+        listed = len(seen)
+        core = client.CoreV1Api(api)
+        core.patch_node("a", {"metadata": {"labels": {"nvidia.com/gpu.family": "blackwell"}}}, _content_type=MERGE_PATCH)
+        core.patch_node("a", {"metadata": {"labels": {"pool": "b200"}}}, _content_type=MERGE_PATCH)
+        assert watcher.wait_for(labelled("a", "pool", "b200"))
+        assert len(seen) - listed == 1  # the pool label; not the GPU family nobody reads (sent first)
+        watcher.relabel(KEYS.reading({"pool", "zone"}))
+        assert dict(watcher.snapshot().nodes[0].labels) == {"pool": "b200", "zone": "z1"}

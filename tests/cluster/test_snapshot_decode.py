@@ -353,3 +353,17 @@ def test_a_relabelled_node_keeps_the_owner_its_taint_names():
     item["spec"]["taints"] = []
     snap = decode_snapshot(json.dumps({"apiVersion": "v1", "kind": "List", "items": [item]}), KEYS)
     assert snap.nodes[0].owner == "thief"  # no taint to contradict it (e.g. a taint removed by hand)
+
+
+def test_keys_reading_a_few_labels_keep_those_and_ours_and_nothing_else():
+    from scheduler.planner.nodes import label_keys
+
+    policy = load_policy(REAL_POLICY)
+    wanted = label_keys(policy)
+    assert wanted == {"nvidia.com/gpu.product", f"{PREFIX}/pool", "nvidia.com/gpu.clique"}
+    full = decode_snapshot(dumps(builtin_cluster(policy)), KEYS)
+    slim = decode_snapshot(dumps(builtin_cluster(policy)), KEYS.reading(wanted))
+    assert len(full.nodes[0].labels) > 20
+    for a, b in zip(full.nodes, slim.nodes):
+        assert dict(b.labels) == {k: v for k, v in a.labels.items() if k in wanted | {KEYS.consortium, KEYS.node_state}}
+        assert b.with_(labels=a.labels) == a  # nothing else differs

@@ -440,3 +440,27 @@ def test_at_rest_a_reconcile_does_nothing_until_the_cluster_the_policy_or_the_cl
             assert len(planned) == count + 1
     finally:
         reconciler_module.plan = real_plan
+
+
+def test_a_policy_that_selects_on_another_label_widens_what_the_cache_keeps(world):
+    """The daemon keeps only the node labels its policy reads; a new policy that reads another
+    (here a topology key) has the nodes listed again with it before it plans."""
+    from scheduler.actuator.watch import Watcher
+    from scheduler.planner.nodes import label_keys
+
+    server, api, source, folder = world
+    keys = KEYS.reading(label_keys(source.policy))
+    r = Reconciler(source, ClusterReader(api, keys), Clock(start=t("2026-03-01 00:00"), wall=Wall()), Metrics(),
+                   Writer(api))
+    zone = "topology.kubernetes.io/zone"
+    with Watcher(api, keys) as watcher:
+        r.reader.cache = watcher
+        r.reconcile()
+        assert all(zone not in n.labels for n in watcher.snapshot().nodes)
+        program = folder / "policies" / "program.yaml"
+        program.write_text(program.read_text().replace("topologyKey: nvidia.com/gpu.clique", f"topologyKey: {zone}"))
+        assert source.reload().changed
+        r.reconcile()
+        assert zone in r.reader.keys.node_labels and watcher.keys == r.reader.keys
+        assert all(zone in n.labels for n in watcher.snapshot().nodes)
+        assert all(zone in n.labels for n in r.reader.read().nodes)
