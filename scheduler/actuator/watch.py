@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.watch import Watch
 
 from scheduler.actuator.connect import REQUEST_TIMEOUT
+from scheduler.actuator.memory import release_freed_memory
 from scheduler.actuator.reads import LISTS, list_raw, read_snapshot
 from scheduler.actuator.retry import Backoff, classify, one_line, repeated_failure_level
 from scheduler.cluster import Keys, Snapshot, decode_snapshot
@@ -243,11 +244,14 @@ class Watcher:
         data, rv = list_raw(self.api, resource)
         self.failing.discard(resource)
         decoded = decode_snapshot(data, self.keys)
+        del data
         with self._cond:
             self._state[resource] = dict(_entries(resource, decoded))
             if again:
                 self.relists[resource] += 1
             self._changed()
+        del decoded
+        release_freed_memory()  # the list's bytes and its decoding: far more than the cache keeps
         return rv
 
     def _apply(self, resource: str, type_: str, raw: msgspec.Raw) -> None:
@@ -355,6 +359,7 @@ class ClusterReader:
             self.reads["cache"] += 1
             return self.cache.snapshot()
         snapshot, _ = read_snapshot(self.api, self.keys)
+        release_freed_memory()  # the lists' bytes are gone; give their pages back
         self.reads["list"] += 1
         self._listed_at = now
         self._trusted = self.cache is not None and self.cache.snapshot().same_as(snapshot, self.keys.telemetry)

@@ -8,6 +8,7 @@ several times faster and smaller than json.loads followed by walking dicts.
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 from collections import Counter
@@ -22,11 +23,15 @@ from scheduler.cluster.labels import GPU_RESOURCE, RESOURCE_QUOTA_NAME, Keys
 from scheduler.cluster.snapshot import GpuPod, Namespace, Node, Snapshot, Taint
 from scheduler.wire import quota, telemetry, timestamps
 
+_NO_LABELS = msgspec.Raw(b"{}")
+
 
 class _Meta(msgspec.Struct, frozen=True):
     name: str = ""
     namespace: str = ""
-    labels: dict[str, str] = {}
+    # left as bytes at first: a node's 25-30 labels are decoded only as far as planning reads them
+    # (_labels), so parsing a fleet makes no dict of labels nobody reads
+    labels: msgspec.Raw = _NO_LABELS
     annotations: dict[str, str] = {}
 
 
@@ -128,7 +133,7 @@ def _build(doc: _List, keys: Keys) -> Snapshot:
         elif kind == "Namespace":
             m = item.metadata
             namespaces[m.name] = Namespace(
-                m.name, MappingProxyType(m.labels), MappingProxyType(_ours(m.annotations, keys))
+                m.name, MappingProxyType(_labels(m, None)), MappingProxyType(_ours(m.annotations, keys))
             )
         elif kind == "ResourceQuota":
             if item.metadata.name == RESOURCE_QUOTA_NAME:
@@ -139,6 +144,8 @@ def _build(doc: _List, keys: Keys) -> Snapshot:
             pod = gpu_pod_from(item)
             if pod is not None:
                 pods.append(pod)
+        if kind not in ("Node", "Namespace") and item.metadata.labels is not _NO_LABELS:
+            _labels(item.metadata, None)  # never read, but a file with malformed labels is still refused
     nodes.sort(key=lambda n: n.name)
     _refuse_duplicates(nodes)
     pods.sort(key=lambda p: (p.node, p.namespace, p.name))
@@ -212,10 +219,7 @@ def node_from(item: _Item, keys: Keys) -> Node:
     report = ann.get(keys.telemetry)
     if report:
         healthy_gpus, utilization, telemetry_at = _telemetry(report)
-    labels = m.labels
-    wanted = keys.node_labels
-    if wanted is not None and labels:
-        labels = {k: v for k, v in labels.items() if k in wanted}
+    labels = _labels(m, keys.node_labels)
     return Node(
         m.name,
         MappingProxyType(labels),
@@ -233,6 +237,33 @@ def node_from(item: _Item, keys: Keys) -> Node:
         utilization,
         telemetry_at,
     )
+
+
+_ALL_LABELS = msgspec.json.Decoder(dict[str, str])
+
+
+@functools.cache
+def _some_labels(wanted: frozenset[str]) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any]]:
+    """A decoder that reads only the `wanted` label keys (a struct of them: the parser skips the
+    rest without making a Python object of them), and the keys in its field order."""
+    keys = tuple(sorted(wanted))
+    fields = [(f"k{i}", str | None, None) for i in range(len(keys))]
+    struct = msgspec.defstruct(
+        "Labels", fields, rename={f"k{i}": key for i, key in enumerate(keys)}, frozen=True, gc=False
+    )
+    return keys, msgspec.json.Decoder(struct)
+
+
+def _labels(m: _Meta, wanted: frozenset[str] | None) -> dict[str, str]:
+    """The object's labels (all, or those `wanted`), as a plain dict."""
+    try:
+        if wanted is None:
+            return _ALL_LABELS.decode(m.labels)
+        keys, decoder = _some_labels(wanted)
+        values = msgspec.structs.astuple(decoder.decode(m.labels))
+    except msgspec.DecodeError as err:  # ValidationError included: a label value that is not a string
+        raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.labels: {err}") from None
+    return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
 
 
 def _owner(label: str | None, taints: Iterable[_Taint], keys: Keys) -> str | None:

@@ -367,3 +367,20 @@ def test_keys_reading_a_few_labels_keep_those_and_ours_and_nothing_else():
     for a, b in zip(full.nodes, slim.nodes):
         assert dict(b.labels) == {k: v for k, v in a.labels.items() if k in wanted | {KEYS.consortium, KEYS.node_state}}
         assert b.with_(labels=a.labels) == a  # nothing else differs
+
+
+@pytest.mark.parametrize("keys", [KEYS, KEYS.reading({"pool"})], ids=["all labels", "some labels"])
+def test_a_label_that_is_not_a_string_is_refused_naming_the_object(keys):
+    bad = {"apiVersion": "v1", "kind": "NodeList", "items": [
+        {"metadata": {"name": "n1", "labels": {"pool": 8}}, "status": {"allocatable": {"nvidia.com/gpu": "8"}}}]}
+    with pytest.raises(SnapshotError, match="n1: metadata.labels"):
+        decode_snapshot(json.dumps(bad), keys)
+
+
+def test_namespaces_keep_every_label_whatever_nodes_keep():
+    doc = {"apiVersion": "v1", "kind": "List", "items": [
+        {"kind": "Namespace", "metadata": {"name": "lg-exaone", "labels": {"a": "1", f"{PREFIX}/quota-h100": "8"}}},
+        {"kind": "Node", "metadata": {"name": "n1", "labels": {"pool": "p", "other": "x"}}}]}
+    snap = decode_snapshot(json.dumps(doc), KEYS.reading({"pool"}))
+    assert dict(snap.namespaces["lg-exaone"].labels) == {"a": "1", f"{PREFIX}/quota-h100": "8"}
+    assert dict(snap.nodes[0].labels) == {"pool": "p"}
