@@ -32,7 +32,7 @@ class _Meta(msgspec.Struct, frozen=True):
     # left as bytes at first: a node's 25-30 labels are decoded only as far as planning reads them
     # (_labels), so parsing a fleet makes no dict of labels nobody reads
     labels: msgspec.Raw = _NO_LABELS
-    annotations: dict[str, str] = {}
+    annotations: msgspec.Raw = _NO_LABELS  # likewise: a node's are read only for gpu-scheduler's keys
 
 
 class _Condition(msgspec.Struct, frozen=True):
@@ -133,7 +133,7 @@ def _build(doc: _List, keys: Keys) -> Snapshot:
         elif kind == "Namespace":
             m = item.metadata
             namespaces[m.name] = Namespace(
-                m.name, MappingProxyType(_labels(m, None)), MappingProxyType(_ours(m.annotations, keys))
+                m.name, MappingProxyType(_labels(m, None)), MappingProxyType(_ours(_strings(m, "annotations"), keys))
             )
         elif kind == "ResourceQuota":
             if item.metadata.name == RESOURCE_QUOTA_NAME:
@@ -144,8 +144,9 @@ def _build(doc: _List, keys: Keys) -> Snapshot:
             pod = gpu_pod_from(item)
             if pod is not None:
                 pods.append(pod)
-        if kind not in ("Node", "Namespace") and item.metadata.labels is not _NO_LABELS:
-            _labels(item.metadata, None)  # never read, but a file with malformed labels is still refused
+        if kind not in ("Node", "Namespace"):  # never read, but a file with malformed ones is still refused
+            _strings(item.metadata, "labels")
+            _strings(item.metadata, "annotations")
     nodes.sort(key=lambda n: n.name)
     _refuse_duplicates(nodes)
     pods.sort(key=lambda p: (p.node, p.namespace, p.name))
@@ -208,7 +209,7 @@ def node_from(item: _Item, keys: Keys) -> Node:
     # called once per node of the fleet: plain loops and positional arguments, no per-node
     # generators or keyword unpacking (a third of decoding time at 10,000 nodes went there)
     m = item.metadata
-    ann = _ours(m.annotations, keys) if m.annotations else {}
+    ann = _node_annotations(m, keys)
     ready = False
     for c in item.status.conditions:
         if c.type == "Ready":
@@ -244,8 +245,8 @@ _ALL_LABELS = msgspec.json.Decoder(dict[str, str])
 
 @functools.cache
 def _some_labels(wanted: frozenset[str]) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any]]:
-    """A decoder that reads only the `wanted` label keys (a struct of them: the parser skips the
-    rest without making a Python object of them), and the keys in its field order."""
+    """A decoder that reads only the `wanted` keys of a string map (a struct of them: the parser
+    skips the rest without making a Python object of them), and the keys in its field order."""
     keys = tuple(sorted(wanted))
     fields = [(f"k{i}", str | None, None) for i in range(len(keys))]
     struct = msgspec.defstruct(
@@ -256,13 +257,37 @@ def _some_labels(wanted: frozenset[str]) -> tuple[tuple[str, ...], msgspec.json.
 
 def _labels(m: _Meta, wanted: frozenset[str] | None) -> dict[str, str]:
     """The object's labels (all, or those `wanted`), as a plain dict."""
+    if wanted is None:
+        return _strings(m, "labels")
+    return _some(m, "labels", wanted)
+
+
+def _node_annotations(m: _Meta, keys: Keys) -> dict[str, str]:
+    """The annotations gpu-scheduler reads on a node (its drain record and the agent's report)."""
+    if m.annotations is _NO_LABELS:
+        return {}
+    return _some(m, "annotations", _read_on_nodes(keys))
+
+
+@functools.cache
+def _read_on_nodes(keys: Keys) -> frozenset[str]:
+    return frozenset((keys.drain_started, keys.drain_deadline, keys.drain_reason, keys.telemetry))
+
+
+def _strings(m: _Meta, field: str) -> dict[str, str]:
     try:
-        if wanted is None:
-            return _ALL_LABELS.decode(m.labels)
-        keys, decoder = _some_labels(wanted)
-        values = msgspec.structs.astuple(decoder.decode(m.labels))
-    except msgspec.DecodeError as err:  # ValidationError included: a label value that is not a string
-        raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.labels: {err}") from None
+        decoded: dict[str, str] = _ALL_LABELS.decode(getattr(m, field))
+    except msgspec.DecodeError as err:  # ValidationError included: a value that is not a string
+        raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.{field}: {err}") from None
+    return decoded
+
+
+def _some(m: _Meta, field: str, wanted: frozenset[str]) -> dict[str, str]:
+    keys, decoder = _some_labels(wanted)
+    try:
+        values = msgspec.structs.astuple(decoder.decode(getattr(m, field)))
+    except msgspec.DecodeError as err:
+        raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.{field}: {err}") from None
     return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
 
 

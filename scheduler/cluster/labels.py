@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from scheduler import DOMAIN
 from scheduler.wire.quota import GPU_RESOURCE
@@ -23,6 +24,7 @@ class Keys:
     # topology, kubelet). Keeping only those makes the daemon's cache of a fleet several times
     # smaller, and changes to labels nobody reads wake no reconcile.
     node_labels: frozenset[str] | None = None
+    # the keys below are read for every node of every list and watch event: each is formatted once
 
     def _k(self, name: str) -> str:
         return f"{self.prefix}/{name}"
@@ -32,63 +34,63 @@ class Keys:
         return replace(self, node_labels=frozenset(labels) | {self.consortium, self.node_state})
 
     # node
-    @property
+    @cached_property
     def consortium(self) -> str:
         return self._k("consortium")
 
-    @property
+    @cached_property
     def node_state(self) -> str:
         return self._k("node-state")
 
-    @property
+    @cached_property
     def drain_started(self) -> str:
         return self._k("drain-started")
 
-    @property
+    @cached_property
     def drain_deadline(self) -> str:
         return self._k("drain-deadline")
 
-    @property
+    @cached_property
     def drain_reason(self) -> str:
         return self._k("drain-reason")
 
-    @property
+    @cached_property
     def telemetry(self) -> str:
         return self._k("telemetry")
 
-    @property
+    @cached_property
     def draining_taint(self) -> str:
         return self._k("draining")
 
     # namespace
-    @property
+    @cached_property
     def stage(self) -> str:
         return self._k("stage")
 
-    @property
+    @cached_property
     def status(self) -> str:
         return self._k("status")
 
-    @property
+    @cached_property
     def quota_gpus(self) -> str:
         return self._k("quota-gpus")
 
-    @property
+    @cached_property
     def allocated_gpus(self) -> str:
         return self._k("allocated-gpus")
 
-    @property
+    @cached_property
     def short_gpus(self) -> str:
         return self._k("short-gpus")
 
-    @property
+    @cached_property
     def pending_stage(self) -> str:
         return self._k("pending-stage")
 
     def quota_model(self, model: str) -> str:
         return self._k(f"quota-{model.lower()}")
 
-    @property
+    @cached_property
     def allocation(self) -> str:
         return self._k("allocation")
 
