@@ -1,7 +1,8 @@
 """Benchmark: API writes the node agent (`gpu-scheduler agent`) makes, per node and hour, and
 what that means for a fleet of 10,000 nodes.
 
-    .venv/bin/python tests/benchmarks/bench_agent.py [--nodes 10] [--hours 24] [--profile]
+    .venv/bin/python tests/benchmarks/bench_agent.py [--nodes 10] [--hours 24]
+                                                     [--nodes-profile typical|large] [--profile]
 
 The real `Agent` (scheduler/telemetry/agent.py: NVML read, health rules, publish on change or on
 the jittered heartbeat) reads a fake NVML (scheduler/telemetry/fake_nvml.py) loaded from
@@ -207,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="periods of the flapping GPU's XIDs, comma separated (default 5m,11m,30m,2h)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-sandbox", action="store_true", help="skip the check against the sandbox API")
+    benchlib.add_profile_argument(ap)
     ap.add_argument("--profile", action="store_true", help="cProfile one agent's ticks (top entries printed)")
     ap.add_argument("--top", type=int, default=25, help="profile entries to print (default 25)")
     args = ap.parse_args(argv)
+    benchlib.use_profile(args.nodes_profile)  # the nodes loaded into the sandbox
     interval = parse_duration(args.interval)
     base = json.loads(FIXTURE.read_text())
     started = time.monotonic()

@@ -1,13 +1,15 @@
 """Benchmark: the daemon (`Reconciler` + `Writer`, over HTTP) against the sandbox API server with
 a large synthetic cluster: the cold start, the steady state, and the real programme's round 1.
 
-    .venv/bin/python tests/benchmarks/bench_reconcile.py [--nodes 1000,10000] [--runs 3] [--profile]
+    .venv/bin/python tests/benchmarks/bench_reconcile.py [--nodes 1000,10000] [--runs 3]
+                                                         [--nodes-profile typical|large] [--profile]
 
 The sandbox API server runs in a process of its own (as an API server would: it shares no GIL,
 heap or garbage collector with the daemon). Per size and run:
 
 1. **Sandbox load.** `SandboxServer.load_list` of the cluster (unowned synthetic GPU nodes as
-   `bench_plan.py` makes them, the consortia's namespaces and `gpu-scheduler`), timed on its own.
+   `bench_plan.py` makes them, of the `--nodes-profile` size, the consortia's namespaces and
+   `gpu-scheduler`), timed on its own.
 2. **Cold start**: from `connect()` to the end of the first reconcile at 2026-01-14 23:50 KST
    (stage 1 in force) on that unlabelled cluster: read (4 lists) + plan + diff + writes. Every node
    a pool covers gets its `node-state` label, so this is the largest batch the daemon ever sends.
@@ -513,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="run the round's daemon without the Watcher (follow-ups then wait for the periodic reconcile)")
     ap.add_argument("--no-gc-freeze", action="store_true",
                     help="leave the sandbox's loaded objects to its garbage collector (default: gc.freeze() after load)")
+    benchlib.add_profile_argument(ap)
     ap.add_argument("--profile", action="store_true", help="add one profiled pass per size (top entries printed)")
     ap.add_argument("--top", type=int, default=25, help="profile entries to print (default 25)")
     args = ap.parse_args(argv)
@@ -522,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     REC.install()
     source = PolicySource(ROOT / "policies")
     source.reload()
+    benchlib.use_profile(args.nodes_profile)
     benchlib.check_generator(source.policy)
     benchlib.header("bench_reconcile: the daemon against the sandbox API (its own process) over HTTP")
     print(f"nodes: {benchlib.node_shape(source.policy)}", flush=True)

@@ -1,5 +1,16 @@
-"""What the benchmark scripts share: the synthetic cluster file, the machine description, medians
-and growth exponents, PASS/MISS verdicts, and cProfile helpers (per thread too).
+"""What the benchmark scripts share: the synthetic cluster file and its node-size profiles, the
+machine description, medians and growth exponents, PASS/MISS verdicts, and cProfile helpers (per
+thread too).
+
+Node-size profiles (`--nodes-profile` in every script):
+
+- **typical** (the default): a GPU node of about 5.7 KB as `json.dumps(node)` writes it, what
+  `kubectl get nodes -o json` shows on a GPU Operator cluster: the GPU Feature Discovery labels, 4
+  conditions, 13 images (the node's own: pause, kube-proxy, CNI, exporter, the GPU Operator's
+  driver, toolkit, device plugin, GFD, DCGM exporter, validator, MIG manager; two workload
+  images), the `nvidia.com/gpu=present:NoSchedule` taint, addresses, nodeInfo. It is
+  `node_object(rich=True)` with its image list cut to those 13 and the taint added.
+- **large**: `node_object(rich=True)` unchanged (30 images, no taint of its own): about 8.1 KiB.
 
 Not a test module (pytest collects `test_*.py` only) and not part of the package: the scripts in
 this folder import it as a sibling (`python tests/benchmarks/bench_*.py` puts this folder first on
@@ -38,6 +49,51 @@ UNOWNED_TEAM = "motif"   # owns nothing in bench_plan's file, so its plan has no
 SEED = 20260301
 
 
+# --------------------------------------------------------------------------- node-size profiles
+
+PROFILES = ("typical", "large")
+DEFAULT_PROFILE = "typical"
+# the images a typical GPU node lists (kubelet reports each image with its digest and tag names)
+TYPICAL_IMAGES = frozenset({
+    "pause", "k8s/kube-proxy", "calico/node", "node-exporter",                        # the node's own
+    "driver", "container-toolkit", "k8s-device-plugin", "gpu-feature-discovery",       # GPU Operator
+    "k8s/dcgm-exporter", "validator", "cloud-native/k8s-mig-manager",
+    "pytorch", "nemo",                                                                  # workloads
+})
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+_profile = DEFAULT_PROFILE
+
+
+def use_profile(name: str) -> None:
+    """Make `name` the node-size profile every generator below uses from now on."""
+    global _profile
+    if name not in PROFILES:
+        raise ValueError(f"unknown node profile {name!r} (one of {', '.join(PROFILES)})")
+    _profile = name
+
+
+def profile() -> str:
+    return _profile
+
+
+def add_profile_argument(ap, *, both: bool = False) -> None:
+    """`--nodes-profile typical|large` (and `both` where a script can report the two)."""
+    choices = PROFILES + (("both",) if both else ())
+    ap.add_argument("--nodes-profile", choices=choices, default=DEFAULT_PROFILE,
+                    help="node size: typical (about 5.7 KB a node as json.dumps writes it: 13 images, a taint; "
+                         "the default) or large (8.1 KiB: 30 images)" + ("; both: each in turn" if both else ""))
+
+
+def shaped(obj: dict, name: str | None = None) -> dict:
+    """A node of node_object(rich=True), cut to the profile (in place; returned)."""
+    if (name or _profile) == "typical":
+        status, spec = obj["status"], obj["spec"]
+        status["images"] = [im for im in status.get("images", ())
+                            if im["names"][-1].removeprefix("nvcr.io/nvidia/").rsplit(":", 1)[0] in TYPICAL_IMAGES]
+        spec["taints"] = [dict(GPU_TAINT)] + list(spec.get("taints") or ())
+    return obj
+
+
 # --------------------------------------------------------------------------- the cluster
 
 def pairs(policy) -> list:
@@ -45,13 +101,15 @@ def pairs(policy) -> list:
 
 
 def node_json(i: int, pool_pairs, owner: str | None = None) -> dict:
-    """Node `i` exactly as synthetic_nodes() makes it, plus ownership (label, state, taint)."""
+    """Node `i` as synthetic_nodes() makes it, cut to the node-size profile, plus ownership
+    (label, state, taint)."""
     pool, model = pool_pairs[i % len(pool_pairs)]
     k = i // len(pool_pairs)
     extra = {KEYS.consortium: owner, KEYS.node_state: "assigned"} if owner else None
-    obj = node_object(f"{pool.name}-{k:05d}", pool, model, 8, k, rich=True, extra_labels=extra)
+    obj = shaped(node_object(f"{pool.name}-{k:05d}", pool, model, 8, k, rich=True, extra_labels=extra))
     if owner:
-        obj["spec"]["taints"] = [{"key": KEYS.consortium, "value": owner, "effect": "NoSchedule"}]
+        obj["spec"]["taints"] = [t for t in obj["spec"].get("taints") or () if t["key"] != KEYS.consortium] \
+            + [{"key": KEYS.consortium, "value": owner, "effect": "NoSchedule"}]
     return obj
 
 
@@ -64,10 +122,13 @@ def namespaces(policy, extra: Iterable[str] = ()) -> list[dict]:
 
 
 def check_generator(policy) -> None:
-    """The streamed nodes are synthetic_nodes()'s, byte for byte (without ownership)."""
+    """The streamed nodes are synthetic_nodes()'s cut to the profile, byte for byte (without
+    ownership); with the large profile, synthetic_nodes()'s exactly."""
     pp = pairs(policy)
     n = 3 * len(pp) + 2
-    want = dumps(synthetic_nodes(n, pp, rich=True))
+    nodes = synthetic_nodes(n, pp, rich=True)
+    nodes["items"] = [shaped(item) for item in nodes["items"]]
+    want = dumps(nodes)
     got = LIST_HEAD + b",".join(dumps(node_json(i, pp)) for i in range(n)) + LIST_TAIL
     if got != want:
         raise SystemExit("benchmarks: the streamed generator no longer matches synthetic_nodes()")
@@ -113,20 +174,44 @@ def cluster_bytes(count: int, policy, extra_namespaces: Iterable[str] = ()) -> b
     return LIST_HEAD + b",".join(items) + LIST_TAIL
 
 
+def node_sizes(policy, sample: int = 60) -> dict[str, float]:
+    """Mean bytes of a node of the profile: as json.dumps(node) writes it (the size quoted for
+    `kubectl get nodes -o json`), compact (as the benchmark files and the sandbox hold it) and with
+    kubectl's 4-space indent; unowned and owned (label, state, consortium taint)."""
+    import json
+
+    pp = pairs(policy)
+    free = [node_json(i, pp) for i in range(sample)]
+    owned = [node_json(i, pp, "lg") for i in range(sample)]
+    return {
+        "json.dumps": statistics.mean(len(json.dumps(o)) for o in free),
+        "json.dumps owned": statistics.mean(len(json.dumps(o)) for o in owned),
+        "compact": statistics.mean(len(dumps(o)) for o in free),
+        "compact owned": statistics.mean(len(dumps(o)) for o in owned),
+        "indent=4": statistics.mean(len(json.dumps(o, indent=4)) for o in free),
+    }
+
+
 def node_shape(policy, sample: int = 50) -> str:
-    """What a synthetic node looks like: size, labels (GPU Feature Discovery ones), the rest."""
+    """What a synthetic node of the profile looks like: size, labels (GPU Feature Discovery
+    ones), the rest."""
     pp = pairs(policy)
     objs = [node_json(i, pp) for i in range(sample)]
-    size = statistics.mean(len(dumps(o)) for o in objs)
+    sizes = node_sizes(policy, sample)
     labels = [o["metadata"]["labels"] for o in objs]
     n_labels = statistics.mean(len(x) for x in labels)
     gfd = statistics.mean(sum(1 for k in x if k.startswith(("nvidia.com/", "feature.node.kubernetes.io/")))
                           for x in labels)
-    st = objs[0]["status"]
-    return (f"{size / 1024:.1f} KiB of JSON a node; {n_labels:.0f} labels ({gfd:.0f} from GPU Feature Discovery "
-            f"/ NFD: nvidia.com/gpu.product, gpu.memory, cuda.driver.major, feature.node.kubernetes.io/...), "
+    st, spec = objs[0]["status"], objs[0]["spec"]
+    taints = ", ".join(f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in spec.get("taints") or ()) or "none"
+    return (f"profile {_profile}: {sizes['json.dumps']:,.0f} bytes a node as json.dumps(node) writes it "
+            f"({sizes['json.dumps owned']:,.0f} owned); {sizes['compact'] / 1024:.1f} KiB compact as in the files "
+            f"({sizes['compact owned'] / 1024:.1f} owned), {sizes['indent=4'] / 1024:.1f} KiB with kubectl's indent; "
+            f"{n_labels:.0f} labels ({gfd:.0f} from GPU Feature Discovery / NFD: nvidia.com/gpu.product, "
+            f"gpu.memory, cuda.driver.major, feature.node.kubernetes.io/...), "
             f"{len(objs[0]['metadata']['annotations'])} annotations, {len(st['conditions'])} conditions, "
-            f"{len(st['images'])} images, addresses, nodeInfo, capacity/allocatable")
+            f"{len(st.get('images', ()))} images, taints: {taints} (+ the consortium's on owned nodes), "
+            f"addresses, nodeInfo, capacity/allocatable")
 
 
 # --------------------------------------------------------------------------- the machine
@@ -158,6 +243,40 @@ def load_average() -> str:
         return "?"
 
 
+# Runs argv[2:] as its child and writes that child's wall time, CPU time and peak RSS to argv[1].
+# Why a go-between: Linux carries a process's high-water RSS across fork() and exec() into the
+# child's ru_maxrss, so a command spawned straight from a benchmark script would never show a peak
+# below the script's own (tens of MiB, more after the script has built a big cluster). This small
+# process (started with -S: no site-packages) is what the measured command is forked from.
+_SPAWNER = r"""
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - t0
+with open(sys.argv[1], "w") as fh:
+    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss,
+               "rc": os.waitstatus_to_exitcode(status)}, fh)
+"""
+
+
+def run_measured(cmd: list[str], *, stdout: Any = None, stderr: Any = None, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> tuple[float, float, int, int]:
+    """Run `cmd` in a fresh process: (wall seconds, CPU seconds (user + system), peak RSS in KiB,
+    exit code), the last three from wait4()'s rusage of that process alone. The wall time is
+    taken around its spawn and reaping by the go-between, so the go-between's own start-up is not
+    in it."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as result:
+        subprocess.run([sys.executable, "-S", "-c", _SPAWNER, result.name, *cmd], stdin=subprocess.DEVNULL,
+                       stdout=stdout, stderr=stderr, cwd=cwd, env=env, check=True)
+        got = json.load(result)
+    return got["wall"], got["cpu"], got["maxrss_kib"], got["rc"]
+
+
 def child_env(pycache: Path) -> dict[str, str]:
     """The environment of timed child processes: byte-code cached (in `pycache`, outside the
     repository), as after an ordinary install. Without it, an environment that sets
@@ -168,8 +287,9 @@ def child_env(pycache: Path) -> dict[str, str]:
     return env
 
 
-def header(what: str) -> None:
-    print(f"{what}\nmachine: {machine()}\nload average at the start: {load_average()} "
+def header(what: str, profiles: Iterable[str] | None = None) -> None:
+    names = ", ".join(profiles) if profiles is not None else _profile
+    print(f"{what}\nnodes profile: {names}\nmachine: {machine()}\nload average at the start: {load_average()} "
           f"(other work on the machine inflates wall times; CPU times are less affected)", flush=True)
 
 
@@ -303,7 +423,9 @@ def _managed_state(server, prefix: str, skip: tuple[str, ...]) -> dict[str, dict
 
 def _sandbox_child(conn, seed: int) -> None:
     """The sandbox API server in a process of its own, driven over a pipe. Its write requests
-    are time-stamped (time.monotonic, comparable across processes on Linux) as they are answered."""
+    are time-stamped (time.monotonic, comparable across processes on Linux) as they are answered,
+    except those to Leases (a leader election's renewals, every few seconds: not the scheduler's
+    writes to the cluster)."""
     import gc
 
     from scheduler.sandbox import SandboxServer
@@ -315,7 +437,7 @@ def _sandbox_child(conn, seed: int) -> None:
 
     def recorded(api_self, req):
         resp = handle(api_self, req)
-        if req.method in WRITE_METHODS and resp.status < 400:
+        if req.method in WRITE_METHODS and resp.status < 400 and "/leases" not in req.path:
             write_times.append(time.monotonic())
         return resp
     Api.handle = recorded  # type: ignore[method-assign]
@@ -342,6 +464,8 @@ def _sandbox_child(conn, seed: int) -> None:
                 result = (dict(server.writes), dict(server.requests))
             elif cmd == "write_times":
                 result = list(write_times)
+            elif cmd == "last_write":  # (how many, the last one's stamp or None): cheap to poll
+                result = (len(write_times), write_times[-1] if write_times else None)
             elif cmd == "clear_write_times":
                 write_times.clear()
                 result = None
@@ -389,9 +513,11 @@ class SandboxProcess:
             raise RuntimeError(f"sandbox process: {cmd}: {result}")
         return result
 
-    def writes(self) -> Counter:
+    def writes(self, leases: bool = True) -> Counter:
+        """API writes answered so far, by (verb, resource); `leases=False` leaves out the Lease's."""
         return Counter({k: n for k, n in self.call("counters")[0].items()
-                        if k[0] in ("create", "update", "patch", "delete", "deletecollection")})
+                        if k[0] in ("create", "update", "patch", "delete", "deletecollection")
+                        and (leases or k[1] != "leases")})
 
     def requests(self) -> Counter:
         return Counter(self.call("counters")[1])
