@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from scheduler.cli.render import pretty_json
 
-scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text() | st.floats(
-    allow_nan=False, allow_infinity=False)  # plans hold none, but one that slipped in is still written right
+scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text()  # no float: plans hold none
 documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
                          max_leaves=30)
 
@@ -26,9 +25,9 @@ def test_korean_text_is_escaped_as_the_standard_library_does():
     assert pretty_json(doc) == json.dumps(doc, indent=2) and pretty_json(doc).isascii()
 
 
-def test_plans_and_timelines_hold_no_float_nan_or_infinity():
-    """The one thing pretty_json cannot see in its own output: a NaN or an infinity (msgspec writes
-    null). Plans are made of counts, names and instants."""
+def test_plans_and_timelines_hold_no_float():
+    """What pretty_json relies on: msgspec and the standard library format floats differently
+    (1e16 against 1e+16, NaN against null). Plans are made of counts, names and instants."""
     from scheduler.cluster import decode_snapshot
     from scheduler.cluster.synthetic import builtin_cluster, dumps
     from scheduler.planner.simulate import simulate
