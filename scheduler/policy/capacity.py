@@ -8,8 +8,7 @@ silence, so an operator learns of a shortage from `validate`, not from a team on
 
 from __future__ import annotations
 
-from datetime import datetime
-
+from scheduler.policy.crosscheck import open_during, stage_end
 from scheduler.policy.errors import PolicyIssue
 from scheduler.policy.models import UNITS, Pool, Program, Stage
 from scheduler.policy.yamlmarks import Document
@@ -20,76 +19,71 @@ def overcommit_warnings(program: Program, pdoc: Document, stages: list[tuple[Doc
     out: list[PolicyIssue] = []
     index = {p.name: i for i, p in enumerate(spec.pools)}
     unsized_warned: set[tuple[str, str]] = set()
+
+    def unsized(pool: Pool, stage: str, asked: str) -> None:
+        """Once per pool and stage: the pool has no size, so what the quotas ask cannot be checked."""
+        if (pool.name, stage) in unsized_warned:
+            return
+        unsized_warned.add((pool.name, stage))
+        i = index[pool.name]
+        out.append(
+            PolicyIssue(
+                pdoc.file,
+                pdoc.line_of(("spec", "pools", i, "name")),
+                f"spec.pools[{i}]",
+                f"pool {pool.name!r} has no size: {asked} (set size: {{nodes, gpusPerNode}})",
+            )
+        )
+
+    def too_much(doc: Document, message: str) -> None:
+        out.append(PolicyIssue(doc.file, doc.line_of(("spec", "quotas"), key=True), "spec.quotas", message))
+
     ordered = sorted(stages, key=lambda ds: ds[1].spec.start)
     for n, (doc, stage) in enumerate(ordered):
         if stage.spec.pending or not stage.spec.quotas:
             continue
-        start = stage.spec.start
-        end = next((later.spec.start for _, later in ordered[n + 1 :] if not later.spec.pending), None)
-        live = [p for p in spec.pools if _in_window(p, start, end) and p.gpuModel in spec.gpuModels]
+        start, end = stage.spec.start, stage_end(ordered, n)
+        live = [p for p in spec.pools if open_during(p, start, end) and p.gpuModel in spec.gpuModels]
         name = stage.metadata.name
+        quotas = stage.spec.quotas.values()
         for model in sorted(spec.gpuModels):
-            demand = sum(q.get(model, 0) for q in stage.spec.quotas.values())
+            demand = sum(q.get(model, 0) for q in quotas)
             pools = [p for p in live if p.gpuModel == model]
             if demand == 0 or not pools:
                 continue
-            unsized = [p for p in pools if p.size is None]
-            for p in unsized:
-                if (p.name, name) in unsized_warned:
-                    continue
-                unsized_warned.add((p.name, name))
-                out.append(
-                    PolicyIssue(
-                        pdoc.file,
-                        pdoc.line_of(("spec", "pools", index[p.name], "name")),
-                        f"spec.pools[{index[p.name]}]",
-                        f"pool {p.name!r} has no size: the quotas of {name} ask for {demand} {model} GPUs in total, "
-                        "which cannot be checked against it (set size: {nodes, gpusPerNode})",
-                    )
-                )
-            if unsized:
+            for p in pools:
+                if p.size is None:
+                    asked = f"the quotas of {name} ask for {demand} {model} GPUs in total"
+                    unsized(p, name, f"{asked}, which cannot be checked against it")
+            if any(p.size is None for p in pools):
                 continue
             most = sum(_gpus(p) for p in pools)
             if demand > most:
-                out.append(
-                    PolicyIssue(
-                        doc.file,
-                        doc.line_of(("spec", "quotas"), key=True),
-                        "spec.quotas",
-                        f"the quotas of {name} ask for {demand} {model} GPUs in total, more than the {most} its "
-                        f"{model} pools ({', '.join(p.name for p in pools)}) hold: teams will share them and be short",
-                    )
+                too_much(
+                    doc,
+                    f"the quotas of {name} ask for {demand} {model} GPUs in total, more than the {most} its "
+                    f"{model} pools ({', '.join(p.name for p in pools)}) hold: teams will share them and be short",
                 )
-        if any(UNITS in q for q in stage.spec.quotas.values()):
-            units_total = sum(q.get(UNITS, 0) for q in stage.spec.quotas.values())
-            for p in live:
-                if p.size is None and (p.name, name) not in unsized_warned:
-                    unsized_warned.add((p.name, name))
-                    out.append(
-                        PolicyIssue(
-                            pdoc.file,
-                            pdoc.line_of(("spec", "pools", index[p.name], "name")),
-                            f"spec.pools[{index[p.name]}]",
-                            f"pool {p.name!r} has no size: the units quotas of {name} ({units_total} units in "
-                            "total) may draw on it, which cannot be checked (set size: {nodes, gpusPerNode})",
-                        )
-                    )
-        units_demand = sum(
-            q.get(UNITS, 0) + sum(g * spec.gpuModels[m].units for m, g in q.items() if m in spec.gpuModels)
-            for q in stage.spec.quotas.values()
-        )
+        if not any(UNITS in q for q in quotas):
+            continue
+        units_total = sum(q.get(UNITS, 0) for q in quotas)
+        for p in live:
+            if p.size is None:
+                unsized(
+                    p,
+                    name,
+                    f"the units quotas of {name} ({units_total} units in total) may draw on it, "
+                    "which cannot be checked",
+                )
         if live and all(p.size is not None for p in live):
-            most_units = sum(_gpus(p) * spec.gpuModels[p.gpuModel].units for p in live)
-            has_units = any(UNITS in q for q in stage.spec.quotas.values())
-            if has_units and units_demand > most_units:
-                out.append(
-                    PolicyIssue(
-                        doc.file,
-                        doc.line_of(("spec", "quotas"), key=True),
-                        "spec.quotas",
-                        f"the quotas of {name} ask for {units_demand} units in total, more than the {most_units} "
-                        "units all its pools hold: teams will share them and be short",
-                    )
+            units = {m: spec.gpuModels[m].units for m in spec.gpuModels}
+            demand = units_total + sum(g * units[m] for q in quotas for m, g in q.items() if m in units)
+            most = sum(_gpus(p) * units[p.gpuModel] for p in live)
+            if demand > most:
+                too_much(
+                    doc,
+                    f"the quotas of {name} ask for {demand} units in total, more than the {most} "
+                    "units all its pools hold: teams will share them and be short",
                 )
     return out
 
@@ -97,9 +91,3 @@ def overcommit_warnings(program: Program, pdoc: Document, stages: list[tuple[Doc
 def _gpus(pool: Pool) -> int:
     assert pool.size is not None
     return pool.size.nodes * pool.size.gpusPerNode
-
-
-def _in_window(p: Pool, start: datetime, end: datetime | None) -> bool:
-    return (p.availableUntil is None or p.availableUntil > start) and (
-        end is None or p.availableFrom is None or p.availableFrom < end
-    )

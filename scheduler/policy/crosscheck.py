@@ -114,8 +114,7 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
                 key=True,
             )
             continue
-        # in force until the next *decided* stage: a pending round keeps this one in force
-        end = next((later.spec.start for _, later in ordered[n + 1 :] if not later.spec.pending), None)
+        end = stage_end(ordered, n)
         for cname, quota in stage.spec.quotas.items():
             if cname not in consortia:
                 at(
@@ -155,14 +154,8 @@ def _unholdable(
     pools: list[Pool], models: dict[str, GpuModel], model: str, amount: int, start: datetime, end: datetime | None
 ) -> str | None:
     """Why no pool of `model` could ever hold `amount` during [start, end), or None if one could."""
-
-    def in_window(p: Pool) -> bool:
-        return (p.availableUntil is None or p.availableUntil > start) and (
-            end is None or p.availableFrom is None or p.availableFrom < end
-        )
-
     if model == UNITS:
-        live = [p for p in pools if in_window(p) and p.gpuModel in models]
+        live = [p for p in pools if open_during(p, start, end) and p.gpuModel in models]
         if not live:
             return "no pool is available at any time during this stage"
         sized = [(p, p.size) for p in live if p.size]
@@ -171,7 +164,7 @@ def _unholdable(
             if amount > most:
                 return f"{amount} units exceed the {most} units that all pools together could hold during this stage"
         return None
-    live = [p for p in pools if p.gpuModel == model and in_window(p)]
+    live = [p for p in pools if p.gpuModel == model and open_during(p, start, end)]
     if not live:
         return f"no {model} pool is available at any time during this stage"
     sized = [(p, p.size) for p in live if p.size]
@@ -181,3 +174,16 @@ def _unholdable(
             names = ", ".join(p.name for p in live)
             return f"{amount} {model} GPUs exceed the {most} that the {model} pools ({names}) could hold"
     return None
+
+
+def stage_end(ordered: Sequence[tuple[Document, Stage]], n: int) -> datetime | None:
+    """When the `n`th stage (of `ordered`, by start) stops being in force: at the next *decided*
+    stage's start (a pending round keeps it in force), or never."""
+    return next((later.spec.start for _, later in ordered[n + 1 :] if not later.spec.pending), None)
+
+
+def open_during(pool: Pool, start: datetime, end: datetime | None) -> bool:
+    """Whether the pool is available at some time during [start, end)."""
+    return (pool.availableUntil is None or pool.availableUntil > start) and (
+        end is None or pool.availableFrom is None or pool.availableFrom < end
+    )
