@@ -257,14 +257,18 @@ class Watcher:
     def _apply(self, resource: str, type_: str, raw: msgspec.Raw) -> None:
         meta = _OBJ.decode(raw).metadata
         key = (meta.namespace, meta.name)
-        entries: dict[tuple[str, str], Any] = {}
-        wrapped = b'{"kind":"' + _LIST_KIND[resource] + b'","items":[' + bytes(raw) + b"]}"
+        wrapped = (
+            b"" if type_ == "DELETED" else b'{"kind":"' + _LIST_KIND[resource] + b'","items":[' + bytes(raw) + b"]}"
+        )
+
+        def decoded(keys: Keys) -> dict[tuple[str, str], Any]:
+            return dict(_entries(resource, decode_snapshot(wrapped, keys))) if wrapped else {}
+
         keys = self.keys
-        if type_ != "DELETED":
-            entries = dict(_entries(resource, decode_snapshot(wrapped, keys)))
+        entries = decoded(keys)  # outside the lock: the other watches go on meanwhile
         with self._cond:
-            if keys is not self.keys and type_ != "DELETED":  # relabelled meanwhile: decode as it now says
-                entries = dict(_entries(resource, decode_snapshot(wrapped, self.keys)))
+            if keys is not self.keys:  # relabelled meanwhile: decode as the keys now say
+                entries = decoded(self.keys)
             state = self._state[resource]
             new, old = entries.get(key), state.get(key)
             if new == old:

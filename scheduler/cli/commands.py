@@ -67,7 +67,7 @@ def _snapshot(args: argparse.Namespace, policy: Policy) -> Any:
     return _read_cluster(args, keys)
 
 
-def _read_cluster(args: argparse.Namespace, keys: Any = None) -> Any:
+def _read_cluster(args: argparse.Namespace, keys: Keys | None = None) -> Any:
     """A `kubectl get ... -o json` file (or '-' for stdin), else the live cluster; None after
     saying why on stderr. `keys`: as _keys(args), maybe reading fewer node labels."""
     from scheduler.cluster import SnapshotError, decode_snapshot, decode_snapshot_file

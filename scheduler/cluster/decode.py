@@ -23,7 +23,7 @@ from scheduler.cluster.labels import GPU_RESOURCE, RESOURCE_QUOTA_NAME, Keys
 from scheduler.cluster.snapshot import GpuPod, Namespace, Node, Snapshot, Taint
 from scheduler.wire import quota, telemetry, timestamps
 
-_NO_LABELS = msgspec.Raw(b"{}")
+_EMPTY_MAP = msgspec.Raw(b"{}")
 
 
 class _Meta(msgspec.Struct, frozen=True):
@@ -31,8 +31,8 @@ class _Meta(msgspec.Struct, frozen=True):
     namespace: str = ""
     # left as bytes at first: a node's 25-30 labels are decoded only as far as planning reads them
     # (_labels), so parsing a fleet makes no dict of labels nobody reads
-    labels: msgspec.Raw = _NO_LABELS
-    annotations: msgspec.Raw = _NO_LABELS  # likewise: a node's are read only for gpu-scheduler's keys
+    labels: msgspec.Raw = _EMPTY_MAP
+    annotations: msgspec.Raw = _EMPTY_MAP  # likewise: a node's are read only for gpu-scheduler's keys
 
 
 class _Condition(msgspec.Struct, frozen=True):
@@ -133,7 +133,9 @@ def _build(doc: _List, keys: Keys) -> Snapshot:
         elif kind == "Namespace":
             m = item.metadata
             namespaces[m.name] = Namespace(
-                m.name, MappingProxyType(_labels(m, None)), MappingProxyType(_ours(_strings(m, "annotations"), keys))
+                m.name,
+                MappingProxyType(_strings(m, "labels")),
+                MappingProxyType(_ours(_strings(m, "annotations"), keys)),
             )
         elif kind == "ResourceQuota":
             if item.metadata.name == RESOURCE_QUOTA_NAME:
@@ -240,11 +242,11 @@ def node_from(item: _Item, keys: Keys) -> Node:
     )
 
 
-_ALL_LABELS = msgspec.json.Decoder(dict[str, str])
+_STRING_MAP = msgspec.json.Decoder(dict[str, str])
 
 
 @functools.cache
-def _some_labels(wanted: frozenset[str]) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any]]:
+def _some_keys(wanted: frozenset[str]) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any]]:
     """A decoder that reads only the `wanted` keys of a string map (a struct of them: the parser
     skips the rest without making a Python object of them), and the keys in its field order."""
     keys = tuple(sorted(wanted))
@@ -264,7 +266,7 @@ def _labels(m: _Meta, wanted: frozenset[str] | None) -> dict[str, str]:
 
 def _node_annotations(m: _Meta, keys: Keys) -> dict[str, str]:
     """The annotations gpu-scheduler reads on a node (its drain record and the agent's report)."""
-    if m.annotations is _NO_LABELS:
+    if m.annotations is _EMPTY_MAP:
         return {}
     return _some(m, "annotations", _read_on_nodes(keys))
 
@@ -276,14 +278,14 @@ def _read_on_nodes(keys: Keys) -> frozenset[str]:
 
 def _strings(m: _Meta, field: str) -> dict[str, str]:
     try:
-        decoded: dict[str, str] = _ALL_LABELS.decode(getattr(m, field))
+        decoded: dict[str, str] = _STRING_MAP.decode(getattr(m, field))
     except msgspec.DecodeError as err:  # ValidationError included: a value that is not a string
         raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.{field}: {err}") from None
     return decoded
 
 
 def _some(m: _Meta, field: str, wanted: frozenset[str]) -> dict[str, str]:
-    keys, decoder = _some_labels(wanted)
+    keys, decoder = _some_keys(wanted)
     try:
         values = msgspec.structs.astuple(decoder.decode(getattr(m, field)))
     except msgspec.DecodeError as err:
