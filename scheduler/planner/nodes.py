@@ -87,13 +87,17 @@ def pool_windows(policy: Policy, at: datetime) -> dict[str, str]:
     return closed
 
 
-def classify(policy: Policy, snapshot: Snapshot, at: datetime) -> tuple[list[NodeView], list[Node]]:
-    """NodeViews of every node in a pool, and the nodes that match no pool (sorted by name)."""
+def classify(
+    policy: Policy, snapshot: Snapshot, at: datetime, windows: Mapping[str, str] | None = None
+) -> tuple[list[NodeView], list[Node]]:
+    """NodeViews of every node in a pool, and the nodes that match no pool (sorted by name).
+    `windows`: pool_windows(policy, at), when the caller has it already."""
     pods: dict[str, int] = {}
     for pod in snapshot.pods:
         if pod.node:
             pods[pod.node] = pods.get(pod.node, 0) + 1
-    windows = pool_windows(policy, at)
+    if windows is None:
+        windows = pool_windows(policy, at)
     views: list[NodeView] = []
     strays: list[Node] = []
     matcher = PoolMatcher(policy.pools)

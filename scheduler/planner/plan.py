@@ -53,7 +53,8 @@ def plan(
     snapshot, stale = snapshot.fresh(at, policy.program.spec.telemetry.staleAfter)
     force = stage_in_force(policy, at)
     stand = standings(policy, at)
-    views, strays = classify(policy, snapshot, at)
+    windows = pool_windows(policy, at)
+    views, strays = classify(policy, snapshot, at, windows)
     views += [
         view(n, _NO_POOL, (_NO_POOL.name, ""), "the node matches no pool of the policy", 0, False) for n in strays
     ]
@@ -75,7 +76,6 @@ def plan(
 
     wd = wind_down_targets(stand, held_plain, units, at)
     targets = compute_targets(stand, capacity, units, wd)
-    windows = pool_windows(policy, at)
     short = shortfalls(policy, stand, targets, capacity, windows)
     timeouts = {
         c: (s.elimination.wind_down.drainTimeout if s.elimination else force.wind_down.drainTimeout)
