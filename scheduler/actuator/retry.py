@@ -37,7 +37,7 @@ class AlreadyExists(Conflict):
 
 
 class Transient(ApiFailure):
-    """429, 5xx, timeouts, broken connections: the same request may succeed later."""
+    """429, 5xx, timeouts, broken connections, an expired list: the same request may succeed later."""
 
 
 class Permanent(ApiFailure):
@@ -59,7 +59,8 @@ def classify(exc: BaseException, verb: str = "") -> ApiFailure | None:
             return (AlreadyExists if verb == "create" or "AlreadyExists" in message else Conflict)(status, message)
         if status == 404:
             return NotFound(status, message)
-        if status == 0 or status in (408, 429) or status >= 500:
+        # 410 on a list: a page's continue token expired (etcd compacted); a new list goes through
+        if status == 0 or status in (408, 429) or status >= 500 or (status == 410 and verb == "list"):
             return Transient(status, message, _retry_after(exc))
         return Permanent(status, message)
     if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):

@@ -16,7 +16,7 @@ from kubernetes.watch import Watch
 
 from scheduler.actuator.connect import REQUEST_TIMEOUT
 from scheduler.actuator.memory import release_freed_memory
-from scheduler.actuator.reads import LISTS, list_raw, read_snapshot
+from scheduler.actuator.reads import LISTS, list_decoded, read_snapshot
 from scheduler.actuator.retry import Backoff, classify, one_line, repeated_failure_level
 from scheduler.cluster import Keys, Snapshot, decode_snapshot
 from scheduler.cluster.labels import RESOURCE_QUOTA_NAME
@@ -241,10 +241,8 @@ class Watcher:
             self.failing.add("nodes")
 
     def _relist(self, resource: str, again: bool = False) -> str:
-        data, rv = list_raw(self.api, resource)
+        decoded, rv = list_decoded(self.api, resource, self.keys)
         self.failing.discard(resource)
-        decoded = decode_snapshot(data, self.keys)
-        del data
         with self._cond:
             self._state[resource] = dict(_entries(resource, decoded))
             if again:

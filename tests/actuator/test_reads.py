@@ -51,3 +51,29 @@ def test_a_throttled_read_fails_fast_with_its_retry_after_instead_of_sleeping_in
     assert time.monotonic() - began < 20  # not the 30 s the server asked for
     assert failure.value.status == 429 and failure.value.retry_after == 30
     assert read_snapshot(api, KEYS)[0].nodes[0].name == "a"  # the next read goes through
+
+
+def test_lists_are_read_in_pages_and_come_out_as_one_list(server, api):
+    """Like client-go's reflector, the reader asks for pages (limit, continue): a fleet's list
+    never sits in memory whole, and the pages add up to the list read at once."""
+    from scheduler.actuator.reads import list_decoded, list_pages
+
+    server.load_list(v1_list(*(node(f"b200-{i:04d}") for i in range(7)), namespace("lg-exaone")))
+    pages = list(list_pages(api, "nodes", page=3))
+    assert len(pages) == 3
+    assert len({rv for _, rv in pages}) == 1  # every page of one list reports its resourceVersion
+    whole, rv = list_decoded(api, "nodes", KEYS, page=1000)
+    paged, paged_rv = list_decoded(api, "nodes", KEYS, page=3)
+    assert [n.name for n in paged.nodes] == [f"b200-{i:04d}" for i in range(7)]
+    assert paged == whole and paged_rv == rv
+
+
+def test_a_continue_token_that_expires_midway_fails_the_read_and_the_next_read_starts_over(server, api):
+    from scheduler.actuator import reads
+
+    server.load_list(v1_list(*(node(f"b200-{i:04d}") for i in range(1200))))
+    server.faults.add(verb="list", resource="nodes", sequence=[None, 410])
+    with pytest.raises(Transient) as failure:
+        read_snapshot(api, KEYS)
+    assert failure.value.status == 410
+    assert len(read_snapshot(api, KEYS)[0].nodes) == 1200 > reads.PAGE

@@ -13,7 +13,7 @@ Per size:
 2. **The cold start, replayed** (skip with `--no-replay`): before the daemon starts, a separate
    process makes the calls of the daemon's start and first reconcile, each timed alone, without
    writing: connect, the daemon's check that the Lease's namespace exists (its first request),
-   each of the four lists (`list_raw`) and its `decode_snapshot`, `plan()` and
+   each of the four lists (`list_pages`, page by page as the daemon reads them) and its `decode_snapshot`, `plan()` and
    `desired_writes()`. The daemon's own log cannot split its first reconcile this finely.
 3. **The daemon**: `gpu-scheduler run --kubeconfig K --policy policies --start AT
    --lease-namespace gpu-scheduler --metrics-port 0 -v` (the periodic reconcile at its default
@@ -82,7 +82,7 @@ REPLAY = r"""
 import time; t0 = time.perf_counter(); c0 = time.process_time()
 import gc, json, sys
 from scheduler.actuator.connect import connect
-from scheduler.actuator.reads import LISTS, list_raw
+from scheduler.actuator.reads import LISTS, list_pages, merged
 from scheduler.actuator.writes import desired_writes
 from scheduler.cli.commands import _instant
 from scheduler.cluster import Keys, Snapshot, decode_snapshot
@@ -108,10 +108,10 @@ api = step("connect", lambda: connect(sys.argv[1]))
 step("namespace check", lambda: require_namespace(api, sys.argv[3]))  # the daemon's first request
 parts, sizes = {}, {}
 for resource in LISTS:
-    data, _ = step(f"list {resource}", lambda: list_raw(api, resource))
-    sizes[resource] = len(data)
-    parts[resource] = step(f"decode {resource}", lambda: decode_snapshot(data, keys))
-    del data
+    pages = step(f"list {resource}", lambda: [data for data, _ in list_pages(api, resource)])
+    sizes[resource] = sum(map(len, pages))
+    parts[resource] = step(f"decode {resource}", lambda: merged([decode_snapshot(p, keys) for p in pages]))
+    del pages
 snapshot = Snapshot(nodes=parts["nodes"].nodes, namespaces=parts["namespaces"].namespaces,
                     quotas=parts["resourcequotas"].quotas, pods=parts["pods"].pods)
 at = _instant(sys.argv[2], policy)
