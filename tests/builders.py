@@ -25,8 +25,9 @@ DEFAULT_POOLS = (
 
 
 def program_yaml(*, consortia: str = "a b c", pools: tuple[str, ...] = DEFAULT_POOLS, wind_down: str = "{}",
-                 models: str = "{H100: {units: 1}, B200: {units: 2}}") -> str:
-    """A Program document; `pools` are YAML flow mappings, one per pool."""
+                 models: str = "{H100: {units: 1}, B200: {units: 2}}", clusters: str | None = None) -> str:
+    """A Program document; `pools` are YAML flow mappings, one per pool; `clusters` a YAML flow
+    sequence (none: the programme's one cluster)."""
     pool_lines = "\n".join(f"    - {p}" for p in pools)
     cons = "\n".join(f"    - {{name: {c}, namespaces: [{c}-ns]}}" for c in consortia.split())
     return (
@@ -39,6 +40,7 @@ def program_yaml(*, consortia: str = "a b c", pools: tuple[str, ...] = DEFAULT_P
         f"  pools:\n{pool_lines}\n"
         f"  consortia:\n{cons}\n"
         f"  windDown: {wind_down}\n"
+        + (f"  clusters: {clusters}\n" if clusters is not None else "")
     )
 
 

@@ -39,6 +39,7 @@ class Node:
     healthy_gpus: int | None = None  # from agent telemetry; None = none, or too old (see fresh())
     utilization: float | None = None  # 0..1, from agent telemetry
     telemetry_at: datetime | None = None  # when the agent read NVML
+    cluster: str = ""  # the programme's cluster it was read from; "" in a programme of one (fleet.py)
 
     @property
     def gpus(self) -> int:

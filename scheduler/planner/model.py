@@ -96,6 +96,11 @@ class ConsortiumPlan:
     # the quota no plan can give it now (shortfall.py): per model in GPUs, or {"units": n}
     short: dict[str, int] = field(default_factory=dict)
     short_reason: str = ""
+    # GPUs of its assigned, non-draining nodes by cluster, then model (a programme of one cluster:
+    # one entry, DEFAULT_CLUSTER unless the policy names it)
+    clusters: dict[str, dict[str, int]] = field(default_factory=dict)
+    # why a model's GPUs sit in more than one cluster ("split-across-clusters: ..."), else empty
+    split_reason: str = ""
 
     @property
     def quota_gpus(self) -> int:
@@ -128,6 +133,8 @@ class ConsortiumPlan:
             "used": dict(sorted(self.used.items())),
             "short": dict(sorted(self.short.items())),
             "short_reason": self.short_reason or None,
+            "clusters": {k: dict(sorted(v.items())) for k, v in sorted(self.clusters.items())},
+            "split_reason": self.split_reason or None,
             "nodes": self.nodes,
             "draining_nodes": self.draining_nodes,
             "namespaces": self.namespaces,
@@ -145,10 +152,12 @@ class PoolPlan:
     free_gpus: int
     nodes: int = 0
     available: bool = True
+    cluster: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "cluster": self.cluster,
             "gpu_model": self.gpu_model,
             "capacity_gpus": self.capacity_gpus,
             "healthy_gpus": self.healthy_gpus,
@@ -156,6 +165,38 @@ class PoolPlan:
             "free_gpus": self.free_gpus,
             "nodes": self.nodes,
             "available": self.available,
+        }
+
+
+@dataclass(frozen=True)
+class MissingNamespace:
+    """A namespace of a consortium that holds GPUs in `cluster` but does not exist there: its
+    ResourceQuota and labels cannot be written (a Warning Event, a metric and a `status` line say
+    so; `run --create-namespaces` creates it)."""
+
+    cluster: str
+    consortium: str
+    namespace: str
+    gpus: int
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """One Kubernetes cluster of the programme as this plan saw it."""
+
+    name: str
+    up: bool  # False: not answering (or its watch stale): frozen, its nodes counted as last seen
+    nodes: int
+    gpus: int  # healthy GPUs of its pool nodes
+    assigned_gpus: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "up": self.up,
+            "nodes": self.nodes,
+            "gpus": self.gpus,
+            "assigned_gpus": self.assigned_gpus,
         }
 
 
@@ -180,6 +221,8 @@ class Plan:
     # cut short (a crash, a lost Lease) and planned again continues the same plan
     assign_order: list[str] = field(default_factory=list, repr=False)
     foreign_pods: list[ForeignPod] = field(default_factory=list, repr=False)  # see ForeignPod
+    clusters: list[ClusterPlan] = field(default_factory=list)
+    missing_namespaces: list[MissingNamespace] = field(default_factory=list)
 
     def consortium(self, name: str) -> ConsortiumPlan:
         return next(c for c in self.consortia if c.name == name)
@@ -194,6 +237,11 @@ class Plan:
             "next_change": self.next_change.to_dict() if self.next_change else None,
             "telemetry_stale_nodes": self.telemetry_stale_nodes,
             "consortia": [c.to_dict() for c in self.consortia],
+            "clusters": [c.to_dict() for c in self.clusters],
             "pools": [p.to_dict() for p in self.pools],
+            "missing_namespaces": [
+                {"cluster": m.cluster, "consortium": m.consortium, "namespace": m.namespace, "gpus": m.gpus}
+                for m in self.missing_namespaces
+            ],
             "actions": [a.to_dict() for a in self.actions],
         }

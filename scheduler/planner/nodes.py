@@ -101,8 +101,11 @@ def classify(
     views: list[NodeView] = []
     strays: list[Node] = []
     matcher = PoolMatcher(policy.pools)
+    # several clusters: a node can only be in a pool of its own cluster, whatever its labels say
+    per_cluster = {c: PoolMatcher(policy.pools_in(c)) for c in policy.cluster_names} if policy.multi_cluster else None
+    nowhere = PoolMatcher([])
     for node in snapshot.nodes:
-        pool = matcher.match(node.labels)
+        pool = (per_cluster.get(node.cluster, nowhere) if per_cluster is not None else matcher).match(node.labels)
         if pool is None:
             if node.owner:
                 strays.append(node)

@@ -45,9 +45,11 @@ class _FreeBlocks:
     def __init__(self, views: list[NodeView]):
         self.blocks: dict[tuple[str, str], dict[int, list[NodeView]]] = defaultdict(lambda: defaultdict(list))
         self.counts: dict[tuple[str, str], int] = defaultdict(int)
+        self.gpus = 0  # free GPUs in all
         for v in sorted(views, key=lambda v: v.name, reverse=True):  # pop() from the end = lowest name
             self.blocks[v.block][v.gpus].append(v)
             self.counts[v.block] += 1
+            self.gpus += v.gpus
         self.heap = [(-n, block) for block, n in self.counts.items()]
         heapq.heapify(self.heap)
 
@@ -58,6 +60,7 @@ class _FreeBlocks:
         for size in sorted((s for s, nodes in sizes.items() if nodes and s <= need), reverse=True):
             view = sizes[size].pop()
             self.counts[block] -= 1
+            self.gpus -= view.gpus
             heapq.heappush(self.heap, (-self.counts[block], block))
             return view
         return None
@@ -65,6 +68,7 @@ class _FreeBlocks:
     def put_back(self, view: NodeView) -> None:
         self.blocks[view.block][view.gpus].append(view)
         self.counts[view.block] += 1
+        self.gpus += view.gpus
         heapq.heappush(self.heap, (-self.counts[view.block], view.block))
 
     def take_fullest(self, need: int) -> NodeView | None:
@@ -93,6 +97,12 @@ class Rules:
     drain_timeout: dict[str, timedelta]  # per consortium (its round's wind-down may differ)
     default_timeout: timedelta
     lease_ends: dict[str, datetime | None]  # per pool
+    # clusters not answering: their nodes stay exactly as last seen (docs/planning.md, Clusters)
+    frozen: frozenset[str] = frozenset()
+    # per consortium, the instant its drains count from when that is not now: the end of a cut
+    # team's grace period. A daemon that was down at the round boundary, or a cluster that could
+    # not be reached then, drains with the deadlines the boundary set, not later ones
+    drain_from: dict[str, datetime] = field(default_factory=dict)
 
     def deadline(self, v: NodeView, owner: str, started: datetime) -> datetime:
         """drainTimeout after the drain started, never past the pool's lease end. A function of
@@ -113,10 +123,12 @@ def place(
     drain_timeout: dict[str, timedelta],
     default_timeout: timedelta,
     lease_ends: dict[str, datetime | None],
+    frozen: frozenset[str] = frozenset(),
+    drain_from: dict[str, datetime] | None = None,
 ) -> Placement:
     """Place every GPU model's nodes independently (a quota is per model)."""
     out = Placement()
-    rules = Rules(known, at, drain_timeout, default_timeout, lease_ends)
+    rules = Rules(known, at, drain_timeout, default_timeout, lease_ends, frozen, drain_from or {})
     by_model: dict[str, list[NodeView]] = defaultdict(list)
     for v in views:
         by_model[v.pool.gpuModel].append(v)
@@ -145,7 +157,8 @@ class _ModelPlacement:
         self.kept: dict[str, list[NodeView]] = defaultdict(list)
         self.draining: dict[str, list[NodeView]] = defaultdict(list)
         self.free: list[NodeView] = []
-        self.pool: _FreeBlocks | None = None
+        self.pool: _FreeClusters | None = None
+        self.pinned: set[str] = set()  # nodes of frozen clusters: counted, never moved
 
     def target(self, c: str) -> int:
         return self.targets.get(c, {}).get(self.model, 0)
@@ -154,7 +167,7 @@ class _ModelPlacement:
         return sum(v.gpus for v in self.kept.get(c, []))
 
     def drain(self, v: NodeView, owner: str, reason: str) -> None:
-        at = self.rules.at
+        at = min(self.rules.drain_from.get(owner, self.rules.at), self.rules.at)
         deadline = self.rules.deadline(v, owner, at)
         self.out.intents[v.name] = NodeIntent(owner, DRAINING, at, deadline, reason)
         self.out.actions.append(
@@ -179,6 +192,9 @@ class _ModelPlacement:
         rules = self.rules
         for v in self.views:
             n = v.node
+            if n.cluster in rules.frozen:
+                self.pin(v)
+                continue
             if not n.owner:
                 if v.usable:
                     self.free.append(v)
@@ -212,6 +228,19 @@ class _ModelPlacement:
             else:
                 self.kept[n.owner].append(v)
 
+    def pin(self, v: NodeView) -> None:
+        """A node of a frozen cluster: whoever holds it keeps it, as it is (draining or not), and a
+        free one is given to nobody, until its cluster answers again."""
+        n = v.node
+        if not n.owner:
+            return
+        self.pinned.add(v.name)
+        if n.draining:
+            self.out.intents[v.name] = NodeIntent(n.owner, DRAINING, n.drain_started, n.drain_deadline, n.drain_reason)
+            self.draining[n.owner].append(v)
+        else:
+            self.kept[n.owner].append(v)
+
     # 2. reclaim from teams above target: unhealthy, idle, outlying first; never more than needed
     def reclaim(self) -> None:
         for c in sorted(self.kept):
@@ -221,8 +250,17 @@ class _ModelPlacement:
             if alloc <= target:
                 continue
             blocks = _block_counts(mine)
+            clusters = _cluster_gpus(mine)  # nodes in the clusters where it holds least go first
             order = sorted(
-                mine, key=lambda v: (not v.unhealthy, v.gpu_pods, v.node.utilization or 0.0, blocks[v.block], v.name)
+                (v for v in mine if v.name not in self.pinned),
+                key=lambda v: (
+                    not v.unhealthy,
+                    v.gpu_pods,
+                    v.node.utilization or 0.0,
+                    clusters[v.node.cluster],
+                    blocks[v.block],
+                    v.name,
+                ),
             )
             removed: list[NodeView] = []
             for v in order:
@@ -240,10 +278,11 @@ class _ModelPlacement:
                 why = "unhealthy GPUs" if v.unhealthy else ("idle" if v.gpu_pods == 0 else "least used")
                 self.drain(v, c, f"{c} holds {held} {self.model} GPUs, target {target}: reclaiming a node ({why})")
 
-    # 3. teams below target: first cancel their own drains, then take free nodes, neediest first
+    # 3. teams below target: first cancel their own drains, then take free nodes, neediest first,
+    #    each from the cluster chosen for it (home_clusters) while that cluster has a node that fits
     def fill(self) -> None:
         out, model = self.out, self.model
-        self.pool = pool = _FreeBlocks(self.free)
+        self.pool = pool = _FreeClusters(self.free)
         heap: list[tuple[float, str, int, int]] = []
         for c in sorted(set(self.targets) & self.rules.known):
             target = self.target(c)
@@ -251,7 +290,7 @@ class _ModelPlacement:
             if alloc >= target:
                 continue
             for v in sorted(self.draining.get(c, []), key=lambda v: v.name):
-                if v.usable and v.node.draining and alloc + v.gpus <= target:
+                if v.usable and v.node.draining and alloc + v.gpus <= target and v.name not in self.pinned:
                     self.draining[c].remove(v)
                     self.kept[c].append(v)
                     alloc += v.gpus
@@ -265,17 +304,23 @@ class _ModelPlacement:
             if alloc < target:
                 heapq.heappush(heap, (alloc / target, c, alloc, target))
         blocks_of = {c: _block_counts(self.kept.get(c, [])) for c in self.targets}
+        homes = self.home_clusters({c: target - alloc for _, c, alloc, target in heap}, pool)
         while heap:
             _, c, alloc, target = heapq.heappop(heap)
             need = target - alloc
             view = None
             counts = blocks_of[c]
-            for block in sorted(counts, key=lambda b: (-counts[b], b)):
-                view = pool.take_from(block, need)
+            for cluster in [homes[c], *pool.others(homes[c])]:
+                for block in sorted(
+                    (b for b in counts if pool.cluster_of(b) == cluster), key=lambda b: (-counts[b], b)
+                ):
+                    view = pool.take_from(block, need)
+                    if view is not None:
+                        break
+                if view is None:
+                    view = pool.take_fullest(cluster, need)
                 if view is not None:
                     break
-            if view is None:
-                view = pool.take_fullest(need)
             if view is None:
                 continue
             self.kept[c].append(view)
@@ -292,18 +337,40 @@ class _ModelPlacement:
             if alloc < target:
                 heapq.heappush(heap, (alloc / target, c, alloc, target))
 
+    def home_clusters(self, needs: dict[str, int], pool: _FreeClusters) -> dict[str, str]:
+        """The cluster each team below target takes its nodes from first. A job cannot span
+        clusters, so a team's GPUs of a model belong in one: where it holds most already (it is
+        never moved without cause), else, largest need first, the cluster whose free GPUs fit the
+        need most tightly (leaving the roomier ones to the next), else the one with most free."""
+        free = dict(pool.free_gpus())
+        homes: dict[str, str] = {}
+        for c in sorted(needs, key=lambda c: (-needs[c], c)):
+            held = _cluster_gpus(self.kept.get(c, []))
+            if held:
+                home = min(held, key=lambda k: (-held[k], k))
+            elif free:
+                fits = [k for k in free if free[k] >= needs[c]]
+                home = min(fits, key=lambda k: (free[k], k)) if fits else max(free, key=lambda k: (free[k], k))
+            else:
+                home = ""
+            homes[c] = home
+            if home in free:
+                free[home] -= min(needs[c], free[home])
+        return homes
+
     # 4. teams still short because GPUs failed on their nodes: swap a degraded node for a healthy
     #    free one when that closes the gap; the degraded node is drained, not yanked
     def swap_degraded(self) -> None:
-        pool = self.pool if self.pool is not None else _FreeBlocks(self.free)
+        pool = self.pool if self.pool is not None else _FreeClusters(self.free)
         for c in sorted(set(self.targets) & self.rules.known):
             target = self.target(c)
             alloc = self.held(c)
-            for d in sorted((v for v in self.kept.get(c, []) if v.unhealthy), key=lambda v: (v.gpus, v.name)):
+            mine = (v for v in self.kept.get(c, []) if v.unhealthy and v.name not in self.pinned)
+            for d in sorted(mine, key=lambda v: (v.gpus, v.name)):
                 if alloc >= target:
                     break
                 need = target - alloc + d.gpus
-                view = pool.take_from(d.block, need) or pool.take_fullest(need)
+                view = pool.take_from(d.block, need) or pool.take_fullest(d.node.cluster, need)
                 if view is None:
                     break
                 if view.gpus <= d.gpus:
@@ -337,6 +404,51 @@ class _ModelPlacement:
                 continue
             unhealthy = not v.node.ready or v.node.gpus <= 0
             out.intents[v.name] = NodeIntent(None, UNHEALTHY if unhealthy else FREE)
+
+
+class _FreeClusters:
+    """Free usable nodes by cluster, each cluster's as _FreeBlocks. A block (pool, topology
+    value) lies in one cluster, since a pool does."""
+
+    def __init__(self, views: list[NodeView]):
+        by_cluster: dict[str, list[NodeView]] = defaultdict(list)
+        self.where: dict[tuple[str, str], str] = {}
+        for v in views:
+            by_cluster[v.node.cluster].append(v)
+            self.where[v.block] = v.node.cluster
+        self.clusters = {k: _FreeBlocks(vs) for k, vs in sorted(by_cluster.items())}
+
+    def cluster_of(self, block: tuple[str, str]) -> str | None:
+        return self.where.get(block)
+
+    def free_gpus(self) -> dict[str, int]:
+        return {k: fb.gpus for k, fb in self.clusters.items()}
+
+    def others(self, home: str) -> list[str]:
+        """The other clusters, most free GPUs first: where a team that must split goes next."""
+        if len(self.clusters) < 2:
+            return [k for k in self.clusters if k != home]
+        free = self.free_gpus()
+        return sorted((k for k in self.clusters if k != home), key=lambda k: (-free[k], k))
+
+    def take_from(self, block: tuple[str, str], need: int) -> NodeView | None:
+        cluster = self.where.get(block)
+        return self.clusters[cluster].take_from(block, need) if cluster is not None else None
+
+    def take_fullest(self, cluster: str, need: int) -> NodeView | None:
+        blocks = self.clusters.get(cluster)
+        return blocks.take_fullest(need) if blocks is not None else None
+
+    def put_back(self, view: NodeView) -> None:
+        self.where[view.block] = view.node.cluster
+        self.clusters.setdefault(view.node.cluster, _FreeBlocks([])).put_back(view)
+
+
+def _cluster_gpus(views: list[NodeView]) -> dict[str, int]:
+    gpus: dict[str, int] = defaultdict(int)
+    for v in views:
+        gpus[v.node.cluster] += v.gpus
+    return gpus
 
 
 def _block_counts(views: list[NodeView]) -> dict[tuple[str, str], int]:

@@ -10,17 +10,22 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from scheduler.cluster import Keys, Snapshot
+from scheduler.cluster.fleet import SEPARATOR, qualified
 from scheduler.planner.changepoints import change_points, policy_change_points
 from scheduler.planner.model import (
     ACTIVE,
     ASSIGN,
+    ELIMINATED,
     LABEL_NAMESPACE,
     PENDING,
     SET_QUOTA,
+    WINDING_DOWN,
     Action,
     ChangePoint,
+    ClusterPlan,
     ConsortiumPlan,
     ForeignPod,
+    MissingNamespace,
     NodeIntent,
     Plan,
     PoolPlan,
@@ -28,13 +33,14 @@ from scheduler.planner.model import (
 from scheduler.planner.nodes import NodeView, classify, pool_windows, view
 from scheduler.planner.placement import Placement, place
 from scheduler.planner.shortfall import shortfalls
-from scheduler.planner.statuses import stage_in_force, standings
+from scheduler.planner.statuses import Standing, stage_in_force, standings
 from scheduler.planner.targets import ModelCapacity, compute_targets, wind_down_targets
-from scheduler.policy import Policy, Pool
+from scheduler.policy import Policy, Pool, WindDownMode
 from scheduler.wire import allocation as allocation_wire
 
 _NO_POOL = Pool.model_construct(
     name="(no pool)",
+    cluster=None,
     gpuModel="(none)",
     nodeSelector={},
     availableFrom=None,
@@ -45,8 +51,15 @@ _NO_POOL = Pool.model_construct(
 
 
 def plan(
-    policy: Policy, snapshot: Snapshot, at: datetime, keys: Keys, policy_points: list[ChangePoint] | None = None
+    policy: Policy,
+    snapshot: Snapshot,
+    at: datetime,
+    keys: Keys,
+    policy_points: list[ChangePoint] | None = None,
+    frozen: frozenset[str] = frozenset(),
 ) -> Plan:
+    """`frozen`: clusters of the programme that are not answering (docs/planning.md, Clusters):
+    their nodes are planned as last seen, and nothing is assigned into or moved out of them."""
     if at.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware instant")
     at = at.astimezone(policy.timezone)
@@ -68,9 +81,11 @@ def plan(
             continue
         m = v.pool.gpuModel
         holder = v.node.owner if v.node.owner and not v.node.draining else None
-        slots[m].append((v.gpus, v.name, holder))
         if holder:
             held[holder][m] += v.gpus
+        if v.node.cluster in frozen and (holder is None or stand[holder].status not in (ACTIVE, WINDING_DOWN)):
+            continue  # can be given to nobody until its cluster answers
+        slots[m].append((v.gpus, v.name, holder))
     capacity = {m: ModelCapacity(tuple(slots[m])) for m in policy.models}
     held_plain = {c: dict(per) for c, per in held.items()}
 
@@ -89,7 +104,10 @@ def plan(
         timeouts,
         force.wind_down.drainTimeout,
         {p.name: p.availableUntil for p in policy.pools},
+        frozen,
+        _drain_from(stand, at),
     )
+    home = policy.cluster_names[0]  # the cluster of every node in a programme of one
 
     upcoming = change_points(policy, snapshot, at, policy_points=policy_points, intents=placement.intents)
     consortia: list[ConsortiumPlan] = []
@@ -97,8 +115,10 @@ def plan(
     for c in sorted(policy.consortia, key=lambda c: c.name):
         s = stand[c.name]
         allocated: dict[str, int] = defaultdict(int)
+        where: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for v in placement.nodes.get(c.name, []):
             allocated[v.pool.gpuModel] += v.gpus
+            where[v.node.cluster or home][v.pool.gpuModel] += v.gpus
         nxt = next((p for p in upcoming if not p.consortia or c.name in p.consortia), None)
         consortia.append(
             ConsortiumPlan(
@@ -114,19 +134,37 @@ def plan(
                 used=used.get(c.name, {}),
                 short=dict(short[c.name].amount) if c.name in short else {},
                 short_reason=short[c.name].reason if c.name in short else "",
+                clusters={k: dict(per) for k, per in where.items()},
+                split_reason=_split_reason(where),
             )
         )
 
     pools = _pool_plans(policy, views, placement.intents, set(windows))
+    cluster_plans = _cluster_plans(policy, views, pools, frozen, home)
     stage = force.stage.metadata.name if force.stage else None
     pending = force.pending.metadata.name if force.pending else None
     ns_labels: dict[str, dict[str, str]] = {}
     ns_annotations: dict[str, dict[str, str]] = {}
     ns_quotas: dict[str, int] = {}
+    missing: list[MissingNamespace] = []
     for cp in consortia:
         labels, annotations, gpus = namespace_state(policy, cp, stage, keys, pending)
-        for ns in cp.namespaces:
-            ns_labels[ns], ns_annotations[ns], ns_quotas[ns] = labels, annotations, gpus
+        if not policy.multi_cluster:
+            for ns in cp.namespaces:
+                ns_labels[ns], ns_annotations[ns], ns_quotas[ns] = labels, annotations, gpus
+            continue
+        # several clusters: each namespace of the team in each cluster where it exists or where the
+        # team holds GPUs, its ResourceQuota the GPUs held there (a job runs in one cluster)
+        for cluster in policy.cluster_names:
+            here = sum(cp.clusters.get(cluster, {}).values())
+            for ns in cp.namespaces:
+                key = qualified(cluster, ns)
+                if key not in snapshot.namespaces:
+                    if not here:
+                        continue
+                    missing.append(MissingNamespace(cluster, cp.name, ns, here))
+                ns_labels[key] = {**labels, keys.cluster_gpus: str(here)}
+                ns_annotations[key], ns_quotas[key] = annotations, here
     result = Plan(
         at=at,
         stage=stage,
@@ -144,10 +182,63 @@ def plan(
         telemetry_stale_nodes=stale,
         assign_order=[a.node for a in placement.actions if a.action == ASSIGN],
         foreign_pods=foreign,
+        clusters=cluster_plans,
+        missing_namespaces=missing,
     )
-    actions = list(placement.actions) + _namespace_actions(result, snapshot)
+    actions = list(placement.actions) + _namespace_actions(result, snapshot, policy.multi_cluster)
     result.actions = sorted(actions, key=Action.sort_key)
     return result
+
+
+def _drain_from(stand: Mapping[str, Standing], at: datetime) -> dict[str, datetime]:
+    """When each cut team's drains count from, if not now: the end of its grace period (the
+    step down at the cut itself, for `step`), so that a drain started late (the daemon or the
+    node's cluster was down at the boundary) keeps the deadline the boundary set."""
+    out: dict[str, datetime] = {}
+    for c, s in stand.items():
+        e = s.elimination
+        if e is None:
+            continue
+        if s.status == ELIMINATED and e.grace_end <= at:
+            out[c] = e.grace_end
+        elif s.status == WINDING_DOWN and e.wind_down.mode == WindDownMode.step:
+            out[c] = e.at
+    return out
+
+
+def _split_reason(where: Mapping[str, Mapping[str, int]]) -> str:
+    """Why a team's GPUs of a model are in more than one cluster, or "" when none is."""
+    parts = []
+    for model in sorted({m for per in where.values() for m in per}):
+        holding = sorted(
+            ((k, per[model]) for k, per in where.items() if per.get(model)), key=lambda kv: (-kv[1], kv[0])
+        )
+        if len(holding) > 1:
+            total = sum(g for _, g in holding)
+            spread = " and ".join(f"{g} in {k}" for k, g in holding)
+            parts.append(f"{model}: {spread} (no cluster had all {total} free for it)")
+    return "split-across-clusters: " + "; ".join(parts) if parts else ""
+
+
+def _cluster_plans(
+    policy: Policy, views: list[NodeView], pools: list[PoolPlan], frozen: frozenset[str], home: str
+) -> list[ClusterPlan]:
+    nodes: dict[str, int] = defaultdict(int)
+    for v in views:
+        nodes[v.node.cluster or home] += 1
+    out = []
+    for name in policy.cluster_names:
+        mine = [p for p in pools if p.cluster == name]
+        out.append(
+            ClusterPlan(
+                name,
+                up=name not in frozen,
+                nodes=nodes.get(name, 0),
+                gpus=sum(p.healthy_gpus for p in mine),
+                assigned_gpus=sum(p.assigned_gpus for p in mine),
+            )
+        )
+    return out
 
 
 def _used(
@@ -178,7 +269,10 @@ def _used(
 def _pool_plans(
     policy: Policy, views: list[NodeView], intents: Mapping[str, NodeIntent], closed: set[str]
 ) -> list[PoolPlan]:
-    stats = {p.name: PoolPlan(p.name, p.gpuModel, 0, 0, 0, 0, available=p.name not in closed) for p in policy.pools}
+    stats = {
+        p.name: PoolPlan(p.name, p.gpuModel, 0, 0, 0, 0, available=p.name not in closed, cluster=policy.cluster_of(p))
+        for p in policy.pools
+    }
     for v in views:
         pp = stats.get(v.pool.name)
         if pp is None:
@@ -234,12 +328,21 @@ def namespace_state(
     return labels, annotations, c.allocated_gpus
 
 
-def _namespace_actions(result: Plan, snapshot: Snapshot) -> list[Action]:
+def _namespace_keys(result: Plan, c: ConsortiumPlan, multi: bool) -> list[str]:
+    """The plan's keys for `c`'s namespaces: their names, or in a programme of several clusters
+    `cluster/name` for each cluster where one is written (see plan())."""
+    if not multi:
+        return list(c.namespaces)
+    wanted = set(c.namespaces)
+    return [k for k in result.namespace_labels if SEPARATOR in k and k.partition(SEPARATOR)[2] in wanted]
+
+
+def _namespace_actions(result: Plan, snapshot: Snapshot, multi: bool) -> list[Action]:
     """What the plan changes on each consortium namespace, as actions (for people: the writes
     themselves are the actuator's diff of the same state)."""
     actions: list[Action] = []
     for c in result.consortia:
-        for ns in c.namespaces:
+        for ns in _namespace_keys(result, c, multi):
             labels, annotations = result.namespace_labels[ns], result.namespace_annotations[ns]
             gpus = result.namespace_quotas[ns]
             current = snapshot.namespaces.get(ns)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from scheduler.policy.errors import PolicyIssue, did_you_mean
-from scheduler.policy.models import UNITS, Consortium, GpuModel, Pool, Program, Stage
+from scheduler.policy.models import UNITS, Cluster, Consortium, GpuModel, Pool, Program, Stage
 from scheduler.policy.yamlmarks import Document, Path
 
 
@@ -19,10 +19,13 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
         field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
         issues.append(PolicyIssue(doc.file, doc.line_of(path, key=key), field, message))
 
-    named: tuple[tuple[str, Sequence[Pool | Consortium]], ...] = (("pool", spec.pools), ("consortium", spec.consortia))
-    for kind, items in named:
+    named: tuple[tuple[str, str, Sequence[Pool | Consortium | Cluster]], ...] = (
+        ("pool", "pools", spec.pools),
+        ("consortium", "consortia", spec.consortia),
+        ("cluster", "clusters", spec.clusters),
+    )
+    for kind, plural, items in named:
         seen: dict[str, int] = {}
-        plural = "pools" if kind == "pool" else "consortia"
         for i, item in enumerate(items):
             if item.name in seen:
                 at(
@@ -43,7 +46,26 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
                 )
             owner.setdefault(ns, c.name)
 
+    clusters = [c.name for c in spec.clusters]
     for i, pool in enumerate(spec.pools):
+        if pool.cluster is not None and pool.cluster not in clusters:
+            at(
+                pdoc,
+                ("spec", "pools", i, "cluster"),
+                f"unknown cluster {pool.cluster!r}{did_you_mean(pool.cluster, clusters)}: "
+                + (
+                    f"declare it in spec.clusters ({', '.join(clusters)})"
+                    if clusters
+                    else "declare it in spec.clusters"
+                ),
+            )
+        elif pool.cluster is None and len(clusters) > 1:
+            at(
+                pdoc,
+                ("spec", "pools", i, "name"),
+                f"pool {pool.name!r} names no cluster, and spec.clusters lists {len(clusters)} "
+                f"({', '.join(clusters)}): say which one its nodes are in (cluster: ...)",
+            )
         if pool.gpuModel not in spec.gpuModels:
             at(
                 pdoc,

@@ -100,9 +100,25 @@ class PoolSize(_Strict):
     gpusPerNode: PositiveCount = 8
 
 
+class Cluster(_Strict):
+    """A Kubernetes cluster that holds some of the programme's pools: one provider's API server.
+    A job cannot span two of them, so planning keeps each team's GPUs of a model in one where it
+    can (docs/planning.md, Clusters)."""
+
+    name: Name = Field(
+        description="the kubeconfig context of this name reaches it, unless --cluster-context says otherwise"
+    )
+    displayName: str | None = None
+    provider: str | None = Field(default=None, description="who runs it (e.g. NHN Cloud)")
+    region: str | None = None
+
+
 class Pool(_Strict):
     name: Name
     gpuModel: str
+    cluster: Name | None = Field(
+        default=None, description="the cluster its nodes are in; required when spec.clusters lists several"
+    )
     nodeSelector: dict[str, str] = Field(min_length=1)
     availableFrom: Instant | None = None
     availableUntil: Instant | None = Field(default=None, description="lease end: nodes are drained before this instant")
@@ -128,6 +144,9 @@ class ProgramSpec(_Strict):
     timezone: TimeZoneName = "Asia/Seoul"
     gpuModels: dict[GpuModelName, GpuModel] = Field(
         min_length=1, description="model names end up in label keys (quota-<model>)"
+    )
+    clusters: list[Cluster] = Field(
+        default_factory=list, description="the Kubernetes clusters the pools are in (none: one, the daemon's own)"
     )
     pools: list[Pool] = Field(default_factory=list)
     consortia: list[Consortium] = Field(default_factory=list)

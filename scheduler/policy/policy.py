@@ -7,7 +7,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from scheduler.policy.errors import PolicyIssue
-from scheduler.policy.models import Consortium, Pool, Program, Stage, WindDown
+from scheduler.policy.models import Cluster, Consortium, Pool, Program, Stage, WindDown
+
+# the one cluster of a programme whose policy lists none: the cluster the daemon connects to
+DEFAULT_CLUSTER = "default"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,27 @@ class Policy:
     @property
     def pools(self) -> list[Pool]:
         return self.program.spec.pools
+
+    @property
+    def clusters(self) -> list[Cluster]:
+        """The clusters the pools are in; a programme that lists none has one, named DEFAULT_CLUSTER."""
+        return self.program.spec.clusters or [Cluster(name=DEFAULT_CLUSTER)]
+
+    @property
+    def cluster_names(self) -> list[str]:
+        return [c.name for c in self.clusters]
+
+    @property
+    def multi_cluster(self) -> bool:
+        """More than one cluster: node names are qualified with their cluster's (cluster/node)."""
+        return len(self.program.spec.clusters) > 1
+
+    def cluster_of(self, pool: Pool) -> str:
+        """The cluster a pool's nodes are in (validation made sure a programme of several names it)."""
+        return pool.cluster or self.clusters[0].name
+
+    def pools_in(self, cluster: str) -> list[Pool]:
+        return [p for p in self.pools if self.cluster_of(p) == cluster]
 
     @property
     def wind_down(self) -> WindDown:
