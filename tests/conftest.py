@@ -50,3 +50,11 @@ def server():
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def one_cluster_policies():
+    """The real programme as if all its pools sat in one cluster, as a policy folder (realpolicy.py)."""
+    from tests.realpolicy import one_cluster_dir
+
+    return one_cluster_dir()

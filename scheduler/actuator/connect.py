@@ -59,6 +59,16 @@ def _connect(kubeconfig: str | None, in_cluster: bool, context: str | None) -> c
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
+def context_names(kubeconfig: str | None = None) -> list[str]:
+    """The names of a kubeconfig's contexts ([] when it has none or cannot be read: whoever
+    needs one says so, naming the cluster)."""
+    try:
+        contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]  # unannotated in kubernetes
+    except (config.ConfigException, OSError):
+        return []
+    return [str(c.get("name")) for c in contexts or [] if c.get("name")]
+
+
 def context_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
     """The namespace a kubeconfig's context names (the current one unless `context`), "default"
     when it names none: what kubectl would use."""

@@ -162,6 +162,8 @@ class Writer:
                     w = _quota_patch(w)  # it exists: set its value instead
                 elif w.resource == "events" and self._event_exists(w):
                     return None  # recorded by an earlier try of this reconcile
+                elif w.resource == "namespaces":
+                    return None  # someone made it meanwhile: what the create wanted
             elif isinstance(failure, NotFound):
                 if w.resource == "pods/eviction":
                     return None  # the pod is gone already: what the eviction wanted
@@ -197,6 +199,8 @@ class Writer:
             raw(core.patch_node, w.name, body, _content_type=MERGE_PATCH, field_manager=FIELD_MANAGER, **kw)
         elif w.resource == "namespaces" and w.verb == "patch":
             raw(core.patch_namespace, w.name, body, _content_type=MERGE_PATCH, field_manager=FIELD_MANAGER, **kw)
+        elif w.resource == "namespaces" and w.verb == "create":  # --create-namespaces
+            raw(core.create_namespace, body, field_manager=FIELD_MANAGER, **kw)
         elif w.resource == "resourcequotas" and w.verb == "patch":
             raw(
                 core.patch_namespaced_resource_quota,

@@ -36,6 +36,7 @@ from scheduler.planner.model import (
     WINDING_DOWN,
     Action,
     ConsortiumPlan,
+    MissingNamespace,
     NodeIntent,
     Plan,
 )
@@ -573,6 +574,8 @@ def event(
     live in its object's namespace, and consortium engineers read their own namespace)."""
     name = event_wire.name(None if once else plan.at, reason, namespace, subject)
     labels = {keys.consortium: consortium} if consortium else {}
+    if plan.cluster:  # one cluster's share of a programme of several: say which cluster
+        labels[keys.cluster] = plan.cluster
     body = event_wire.encode(
         event_wire.EventRecord(
             name=name,
@@ -641,9 +644,59 @@ def policy_invalid_event(namespace: str, digest: str, problems: list[str], at: d
     return Write("events", "create", name, namespace, body, "PolicyInvalid")
 
 
+NAMESPACE_MISSING = "NamespaceMissing"
+
+
+def missing_namespace_event(namespace: str, missing: MissingNamespace, at: datetime, keys: Keys) -> Write:
+    """A Warning Event in the scheduler's own namespace: a team holds GPUs in a cluster where its
+    namespace does not exist, so neither its ResourceQuota nor its labels can be written there
+    (and its engineers have nowhere to run). Named once per cluster and namespace."""
+    name = event_wire.name(None, NAMESPACE_MISSING, namespace, f"{missing.cluster}/{missing.namespace}")
+    body = event_wire.encode(
+        event_wire.EventRecord(
+            name=name,
+            namespace=namespace,
+            reason=NAMESPACE_MISSING,
+            warning=True,
+            at=at,
+            labels={keys.consortium: missing.consortium, keys.cluster: missing.cluster},
+            message=(
+                f"consortium {missing.consortium} holds {missing.gpus} GPU(s) in cluster {missing.cluster}, where its "
+                f"namespace {missing.namespace} does not exist: create it there (kubectl --context {missing.cluster} "
+                f"create namespace {missing.namespace}), or run the scheduler with --create-namespaces"
+            ),
+        )
+    )
+    return Write("events", "create", name, namespace, body, NAMESPACE_MISSING)
+
+
+def namespace_create(missing: MissingNamespace, keys: Keys) -> Write:
+    """Create a consortium's missing namespace (`run --create-namespaces`); its labels and
+    ResourceQuota follow on the next reconcile, like any namespace's."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": missing.namespace, "labels": {keys.consortium: missing.consortium}},
+    }
+    return Write(
+        "namespaces", "create", missing.namespace, body=body, reason=f"create {missing.consortium}'s namespace"
+    )
+
+
 def dumps(write: Write) -> str:
     """The body as one line of JSON (dry-run logs, debugging)."""
     return json.dumps(write.body, sort_keys=True, separators=(",", ":"))
 
 
-__all__ = ["MERGE_PATCH", "Write", "desired_writes", "dumps", "event", "eviction", "node_patch"]
+__all__ = [
+    "MERGE_PATCH",
+    "NAMESPACE_MISSING",
+    "Write",
+    "desired_writes",
+    "dumps",
+    "event",
+    "eviction",
+    "missing_namespace_event",
+    "namespace_create",
+    "node_patch",
+]

@@ -55,16 +55,74 @@ def _load(args: argparse.Namespace) -> Policy | None:
 
 
 def _snapshot(args: argparse.Namespace, policy: Policy) -> Any:
-    """The cluster to plan on: a file, a live cluster, or (neither given) one sized from the policy."""
+    """The cluster to plan on: files, live clusters, or (neither given) the built-in ones sized
+    from the policy. A programme of several clusters is planned on all of them at once: one
+    `--cluster NAME=FILE` each, or each cluster's kubeconfig context (--cluster-context)."""
     from scheduler.cluster import decode_snapshot
-    from scheduler.cluster.synthetic import builtin_cluster, dumps
+    from scheduler.cluster.fleet import combine
+    from scheduler.cluster.synthetic import builtin_clusters, dumps
     from scheduler.planner.nodes import label_keys
 
     keys = _keys(args).reading(label_keys(policy))  # only the node labels planning reads
     live = getattr(args, "kubeconfig", None) or getattr(args, "in_cluster", False)
-    if args.cluster == "builtin" or not (args.cluster or live):
-        return decode_snapshot(dumps(builtin_cluster(policy)), keys)
-    return _read_cluster(args, keys)
+    files = args.cluster or []
+    if files == ["builtin"] or not (files or live):
+        parts = {name: decode_snapshot(dumps(cluster), keys) for name, cluster in builtin_clusters(policy).items()}
+        return combine(parts) if policy.multi_cluster else next(iter(parts.values()))
+    if not policy.multi_cluster:
+        if len(files) > 1:
+            print("--cluster: one file for a programme of one cluster", file=sys.stderr)
+            return None
+        return _read_cluster(args, keys)
+    read = _read_files(files, policy, keys) if files else _read_contexts(args, policy, keys)
+    return combine(read) if read is not None else None
+
+
+def _read_files(files: list[str], policy: Policy, keys: Keys) -> dict[str, Any] | None:
+    """NAME=FILE for each cluster of the programme (a cluster not given has no nodes)."""
+    from scheduler.cluster import Snapshot, SnapshotError, decode_snapshot_file
+
+    parts: dict[str, Any] = {name: Snapshot() for name in policy.cluster_names}
+    for given in files:
+        name, eq, path = given.partition("=")
+        if not eq or name not in parts:
+            print(
+                f"--cluster {given}: a programme of several clusters takes NAME=FILE, NAME one of "
+                f"{', '.join(policy.cluster_names)}{did_you_mean(name, policy.cluster_names) if eq else ''}",
+                file=sys.stderr,
+            )
+            return None
+        try:
+            parts[name] = decode_snapshot_file(path, keys)
+        except (OSError, SnapshotError) as err:
+            print(f"{path}: {err}", file=sys.stderr)
+            return None
+    return parts
+
+
+def _read_contexts(args: argparse.Namespace, policy: Policy, keys: Keys) -> dict[str, Any] | None:
+    """Each cluster of the programme read live, through the context that reaches it."""
+    from scheduler.actuator.connect import connect, context_names
+    from scheduler.actuator.reads import read_snapshot
+    from scheduler.daemon.links import RouteError, Routes
+
+    try:
+        routes = Routes(contexts=dict(args.cluster_context)).resolve(
+            policy, args.kubeconfig, [] if args.in_cluster else context_names(args.kubeconfig)
+        )
+    except RouteError as err:
+        print(str(err), file=sys.stderr)
+        return None
+    parts = {}
+    for name, route in routes.items():
+        try:
+            parts[name], _ = read_snapshot(
+                connect(route.kubeconfig, args.in_cluster and route.own, route.context), keys
+            )
+        except Exception as err:  # noqa: BLE001 - connection or credentials: say so, no traceback
+            print(f"cannot read cluster {name} ({route.describe()}): {err}", file=sys.stderr)
+            return None
+    return parts
 
 
 def _read_cluster(args: argparse.Namespace, keys: Keys | None = None) -> Any:
@@ -73,15 +131,12 @@ def _read_cluster(args: argparse.Namespace, keys: Keys | None = None) -> Any:
     from scheduler.cluster import SnapshotError, decode_snapshot, decode_snapshot_file
 
     keys = keys if keys is not None else _keys(args)
-    if args.cluster:
+    given = args.cluster[0] if isinstance(args.cluster, list) else args.cluster
+    if given:
         try:
-            return (
-                decode_snapshot(sys.stdin.buffer.read(), keys)
-                if args.cluster == "-"
-                else decode_snapshot_file(args.cluster, keys)
-            )
+            return decode_snapshot(sys.stdin.buffer.read(), keys) if given == "-" else decode_snapshot_file(given, keys)
         except (OSError, SnapshotError) as err:
-            print(f"{args.cluster}: {err}", file=sys.stderr)
+            print(f"{given}: {err}", file=sys.stderr)
             return None
     from scheduler.actuator.connect import connect
     from scheduler.actuator.reads import read_snapshot
@@ -161,6 +216,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if path and args.summary:
         print("--summary goes with -o table or -o json (the picture marks every change)", file=sys.stderr)
         return 2
+    if args.by_cluster and not path:
+        print("--by-cluster goes with -o png=FILE or -o svg=FILE (it splits the picture)", file=sys.stderr)
+        return 2
     from scheduler.cli import timeline
 
     size = timeline.parse_size(args.size)
@@ -178,7 +236,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             else json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False)
         )
         return 0
-    return _picture(timeline.timeline_series(docs, policy, end), fmt, path, size)
+    return _picture(timeline.timeline_series(docs, policy, end, by_cluster=args.by_cluster), fmt, path, size)
 
 
 def _picture(data: Any, fmt: str, path: str, size: tuple[int, int]) -> int:
@@ -203,16 +261,29 @@ def _picture(data: Any, fmt: str, path: str, size: tuple[int, int]) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """What a consortium engineer wants: quota, allocation, status, next change, from the labels
-    and the allocation annotation the scheduler wrote on the namespaces."""
+    and the allocation annotation the scheduler wrote on the namespaces. With --cluster-context or
+    --all-contexts, every cluster of a programme of several, a row per cluster and namespace."""
     from scheduler.cli.render import status_table
-    from scheduler.cli.status import status_rows
+    from scheduler.cli.status import missing_namespace_notes, status_rows
 
-    snapshot = _read_cluster(args)
-    if snapshot is None:
-        return 2
-    rows = status_rows(snapshot, _keys(args), args.consortium)
+    keys = _keys(args)
+    notes: list[str] = []
+    if args.cluster_context or args.all_contexts:
+        found = _status_of_contexts(args, keys)
+        if found is None:
+            return 2
+        rows, read, notes = found
+        everyone = rows
+        rows = [r for r in rows if not args.consortium or r["consortium"] == args.consortium]
+        notes += [n for n in missing_namespace_notes(rows, read)]
+    else:
+        snapshot = _read_cluster(args)
+        if snapshot is None:
+            return 2
+        rows = status_rows(snapshot, keys, args.consortium)
+        everyone = status_rows(snapshot, keys) if args.consortium and not rows else rows
     if args.consortium and not rows:
-        known = sorted({row["consortium"] for row in status_rows(snapshot, _keys(args))})
+        known = sorted({row["consortium"] for row in everyone})
         print(
             f"no namespace of consortium {args.consortium!r} carries gpu-scheduler labels"
             + did_you_mean(args.consortium, known)
@@ -222,9 +293,45 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     if _output(args) == "json":
         print(json.dumps(rows, indent=2))
+        for note in notes:
+            print(note, file=sys.stderr)
     else:
         print(status_table(rows) if rows else "no namespace carries gpu-scheduler labels yet")
+        for note in notes:
+            print(note)
     return 0
+
+
+def _status_of_contexts(args: argparse.Namespace, keys: Keys) -> tuple[list[Any], list[str], list[str]] | None:
+    """Status rows of every cluster (a context each), the clusters read, and a line for each
+    cluster that could not be read; None when there is no context to read."""
+    from scheduler.actuator.connect import connect, context_names
+    from scheduler.actuator.reads import read_snapshot
+    from scheduler.actuator.retry import one_line
+    from scheduler.cli.status import status_rows
+
+    known = context_names(args.kubeconfig)
+    contexts = dict(args.cluster_context) if args.cluster_context else {name: name for name in known}
+    unknown = [ctx for ctx in contexts.values() if ctx not in known]
+    if unknown or not contexts:
+        print(
+            f"the kubeconfig {args.kubeconfig or '(default)'} has no context "
+            + (", ".join(repr(c) for c in unknown) if unknown else "at all"),
+            file=sys.stderr,
+        )
+        return None
+    rows: list[Any] = []
+    read: list[str] = []
+    notes: list[str] = []
+    for name, context in contexts.items():
+        try:
+            snapshot, _ = read_snapshot(connect(args.kubeconfig, False, context), keys)
+        except Exception as err:  # noqa: BLE001 - one cluster down must not hide the others
+            notes.append(f"cluster {name}: cannot read it ({one_line(err)})")
+            continue
+        read.append(name)
+        rows += [{"cluster": name, **row} for row in status_rows(snapshot, keys)]
+    return rows, read, notes
 
 
 def _logging(verbose: bool) -> None:
@@ -255,6 +362,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     local port, loads FILE (or a cluster sized from the policy) and runs against it over HTTP,
     exactly as against a real cluster."""
     from scheduler.daemon import app
+    from scheduler.daemon.links import Routes
 
     _logging(args.verbose)
     keys = _keys(args)
@@ -268,6 +376,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         reconcile_every=args.reconcile_every,
         lease_namespace=args.lease_namespace,
+        routes=Routes(
+            home=args.home_cluster, contexts=dict(args.cluster_context), kubeconfigs=dict(args.cluster_kubeconfig)
+        ),
+        create_namespaces=args.create_namespaces,
     )
     source = app.load_source(config)
     if source is None or source.policy is None:
@@ -282,6 +394,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = replace(
             config,
             kubeconfig=kubeconfig,
+            routes=replace(config.routes, home=config.routes.home or policy.cluster_names[0])
+            if policy.multi_cluster
+            else config.routes,
             lease_namespace=_simulate_namespace(args),
             metrics_host="127.0.0.1",
             progress_every=3.0,
@@ -305,37 +420,70 @@ def _simulate_namespace(args: argparse.Namespace) -> str:
 
 def _start_sandbox(args: argparse.Namespace, policy: Policy, keys: Keys) -> tuple[Any, str]:
     """The sandbox API on a free port, loaded with FILE or a cluster sized from the policy, and a
-    kubeconfig for it; prints how to follow the programme with kubectl."""
+    kubeconfig for it; prints how to follow the programme with kubectl. A programme of several
+    clusters gets one sandbox per cluster (built-in clusters only) and one kubeconfig with a
+    context named like each; its current context, the first cluster's, holds the leader Lease."""
     import tempfile
 
-    from scheduler.cluster.synthetic import builtin_cluster
+    from scheduler.cluster.synthetic import builtin_clusters
     from scheduler.sandbox import SandboxServer
+    from scheduler.sandbox.kubeconfig import write_combined
 
-    sandbox = SandboxServer(port=0).start()
-    if args.simulate == "builtin":
-        sandbox.load_list(builtin_cluster(policy))
-    else:
-        with open(args.simulate, "rb") as fh:
-            sandbox.load_list(fh.read())
-    sandbox.load_list(
-        {
-            "apiVersion": "v1",
-            "kind": "List",
-            "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": _simulate_namespace(args)}}],
-        }
-    )
+    lease_namespace = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": _simulate_namespace(args)}}],
+    }
     folder = tempfile.mkdtemp(prefix="gpu-scheduler-")
-    kubeconfig = str(sandbox.write_kubeconfig(f"{folder}/kubeconfig"))
-    print(f"sandbox API on {sandbox.url}; {follow_commands(kubeconfig, keys)}", flush=True)
-    return sandbox, kubeconfig
+    if not policy.multi_cluster:
+        sandbox = SandboxServer(port=0).start()
+        if args.simulate == "builtin":
+            sandbox.load_list(next(iter(builtin_clusters(policy).values())))
+        else:
+            with open(args.simulate, "rb") as fh:
+                sandbox.load_list(fh.read())
+        sandbox.load_list(lease_namespace)
+        kubeconfig = str(sandbox.write_kubeconfig(f"{folder}/kubeconfig"))
+        print(f"sandbox API on {sandbox.url}; {follow_commands(kubeconfig, keys)}", flush=True)
+        return Sandboxes([sandbox]), kubeconfig
+    if args.simulate != "builtin":
+        raise SystemExit(
+            "gpu-scheduler run: --simulate FILE is for a programme of one cluster; "
+            "a programme of several runs on the built-in clusters (--simulate alone)"
+        )
+    sandboxes: dict[str, Any] = {}
+    for name, cluster in builtin_clusters(policy).items():
+        sandboxes[name] = SandboxServer(port=0).start()
+        sandboxes[name].load_list(cluster)
+    home = policy.cluster_names[0]
+    sandboxes[home].load_list(lease_namespace)
+    kubeconfig = str(
+        write_combined(f"{folder}/kubeconfig", {name: (s.url, s.token) for name, s in sandboxes.items()}, current=home)
+    )
+    where = "; ".join(f"{name} on {s.url}" for name, s in sandboxes.items())
+    print(f"sandbox APIs, one per cluster: {where}; {follow_commands(kubeconfig, keys, list(sandboxes))}", flush=True)
+    return Sandboxes(list(sandboxes.values())), kubeconfig
+
+
+class Sandboxes:
+    """The sandbox API servers of a simulated run, stopped together."""
+
+    def __init__(self, servers: list[Any]) -> None:
+        self.servers = servers
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
 
 
 KUBECTL_TOOLS = Path(".tools/bin/kubectl")  # where `make tools` installs kubectl (tests/tools/install.sh)
 
 
-def follow_commands(kubeconfig: str, keys: Keys) -> str:
+def follow_commands(kubeconfig: str, keys: Keys, contexts: list[str] | None = None) -> str:
     """How to follow the programme on `kubeconfig`, as commands that run from here: kubectl from
-    .tools/bin when `make tools` put it there, else the one on PATH; and the same without kubectl."""
+    .tools/bin when `make tools` put it there, else the one on PATH; and the same without kubectl.
+    `contexts`: a programme of several clusters, a context each (the commands are shown for the
+    first; --context picks another)."""
     import os
 
     if KUBECTL_TOOLS.is_file() and os.access(KUBECTL_TOOLS, os.X_OK):
@@ -345,12 +493,22 @@ def follow_commands(kubeconfig: str, keys: Keys) -> str:
         missing = "" if shutil.which("kubectl") else " (not installed: `make tools` puts one in .tools/bin)"
     labels = ",".join((keys.status, keys.stage, keys.quota_gpus, keys.allocated_gpus))
     prefix = "" if keys.prefix == DOMAIN else f" --label-prefix {keys.prefix}"
+    if not contexts:
+        return (
+            f"follow the programme with kubectl{missing}:\n"
+            f"  {kubectl} --kubeconfig {kubeconfig} get ns -L {labels}\n"
+            f"  {kubectl} --kubeconfig {kubeconfig} get nodes -L {keys.consortium},{keys.node_state}\n"
+            "or, without kubectl:\n"
+            f"  {_self_command()} status --kubeconfig {kubeconfig} -o table{prefix}"
+        )
+    labels += f",{keys.cluster_gpus}"
+    each = "".join(f"  {kubectl} --kubeconfig {kubeconfig} --context {c} get ns -L {labels}\n" for c in contexts)
     return (
-        f"follow the programme with kubectl{missing}:\n"
-        f"  {kubectl} --kubeconfig {kubeconfig} get ns -L {labels}\n"
-        f"  {kubectl} --kubeconfig {kubeconfig} get nodes -L {keys.consortium},{keys.node_state}\n"
-        "or, without kubectl:\n"
-        f"  {_self_command()} status --kubeconfig {kubeconfig} -o table{prefix}"
+        f"follow each cluster with kubectl{missing}:\n{each}"
+        f"  {kubectl} --kubeconfig {kubeconfig} --context {contexts[0]} get nodes "
+        f"-L {keys.consortium},{keys.node_state}\n"
+        "or, every cluster at once, without kubectl:\n"
+        f"  {_self_command()} status --kubeconfig {kubeconfig} --all-contexts -o table{prefix}"
     )
 
 

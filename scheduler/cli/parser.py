@@ -48,6 +48,14 @@ def _instant(text: str) -> str:
     return text
 
 
+def _name_is(text: str) -> tuple[str, str]:
+    """NAME=VALUE (a cluster and its context or kubeconfig file)."""
+    name, eq, value = text.partition("=")
+    if not eq or not name or not value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name, value
+
+
 def _simulate_output(text: str) -> str:
     """table, json, or png=FILE / svg=FILE (the timeline picture, written to FILE)."""
     kind, eq, path = text.partition("=")
@@ -65,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_policy(p: argparse.ArgumentParser) -> None:
         p.add_argument("--policy", default=DEFAULT_POLICY, help="policy folder or file (default: policies)")
+
+    def with_clusters(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--cluster-context",
+            type=_name_is,
+            action="append",
+            default=[],
+            metavar="NAME=CONTEXT",
+            help="the kubeconfig context that reaches the policy's cluster NAME (repeatable; default: the "
+            "context named NAME)",
+        )
 
     def with_prefix(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -87,11 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--cluster",
+        action="append",
+        metavar="[NAME=]FILE",
         help="kubectl get nodes,namespaces,resourcequotas,pods -A -o json output "
-        "(or a NodeList; '-' for stdin; 'builtin' or absent: a cluster sized from the policy)",
+        "(or a NodeList; '-' for stdin; 'builtin' or absent: a cluster sized from the policy); a programme of "
+        "several clusters: NAME=FILE for each",
     )
     src.add_argument("--kubeconfig")
     src.add_argument("--in-cluster", action="store_true")
+    with_clusters(p)
     p.add_argument(
         "--at", type=_instant, metavar="TIME", help="instant to plan for (default: now; no offset: programme's zone)"
     )
@@ -101,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="replay the programme's timeline on a cluster")
     with_policy(p)
-    p.add_argument("--cluster", help="cluster file as for plan (default: built-in cluster sized from the policy)")
+    p.add_argument(
+        "--cluster",
+        action="append",
+        metavar="[NAME=]FILE",
+        help="cluster file as for plan (default: built-in clusters sized from the policy)",
+    )
     p.add_argument(
         "--from", dest="from_", type=_instant, metavar="TIME", help="start (default: a day before the first stage)"
     )
@@ -123,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         "pools opening and leases ending, shortfalls), not one per plan",
     )
     p.add_argument("--size", default="1600x900", metavar="WxH", help="the picture's size in pixels (default 1600x900)")
+    p.add_argument(
+        "--by-cluster",
+        action="store_true",
+        help="the picture: one panel per cluster (a programme of several clusters)",
+    )
     p.set_defaults(func="cmd_simulate")
 
     p = sub.add_parser("run", help="the daemon: keep a cluster in line with the policy")
@@ -142,6 +175,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=1.0, help="run the programme's clock N times faster")
     p.add_argument("--start", type=_instant, metavar="TIME", help="programme time to start from (with --time-scale)")
     p.add_argument("--reconcile-every", type=float, default=30.0, help="seconds between periodic reconciles")
+    with_clusters(p)
+    p.add_argument(
+        "--cluster-kubeconfig",
+        type=_name_is,
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a kubeconfig of its own (its current context) for the policy's cluster NAME (repeatable)",
+    )
+    p.add_argument(
+        "--home-cluster",
+        metavar="NAME",
+        help="the policy's cluster that the daemon's own connection reaches (in cluster, or the kubeconfig's "
+        "current context); the leader Lease stays there",
+    )
+    p.add_argument(
+        "--create-namespaces",
+        action="store_true",
+        help="create a namespace a consortium needs in a cluster where it does not exist "
+        "(default: a Warning Event, a metric and a status line say it is missing)",
+    )
     p.add_argument(
         "--lease-namespace",
         help="namespace of the leader Lease and the scheduler's Events (default: the pod's own in cluster, "
@@ -158,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--kubeconfig")
     src.add_argument("--in-cluster", action="store_true")
+    with_clusters(p)
+    p.add_argument(
+        "--all-contexts",
+        action="store_true",
+        help="read every context of the kubeconfig, one cluster each (a programme of several clusters)",
+    )
     p.add_argument("--consortium", help="only this consortium")
     with_prefix(p)
     with_output(p)

@@ -1,7 +1,9 @@
 """The programme's timeline as a picture (`simulate -o png=FILE` / `-o svg=FILE`): GPUs held per
 consortium over time as stacked step areas, in GPUs (top) and in units (bottom), with the open
 capacity, the idle capacity, shortfalls, and the stage starts, cuts, additions, pool openings and
-lease ends marked and labelled. Dates are in the programme's time zone.
+lease ends marked and labelled. Dates are in the programme's time zone. With `--by-cluster`:
+one panel per cluster of the programme instead (GPUs held there, its open and idle capacity),
+each consortium in the same colour in every panel.
 
 matplotlib (Agg, no display) is imported by this module only, and this module only by the
 picture command: the rest of the command line never pays for it. Korean display names need a
@@ -303,23 +305,68 @@ def draw(data: TimelineData, fmt: str, size: tuple[int, int] = DEFAULT_SIZE) -> 
     return body
 
 
+def _whole_programme(
+    fig: Figure, strip: Axes, data: TimelineData, x: list[float], colours: dict[str, str], left: float, right: float
+) -> list[Axes]:
+    """Two panels: GPUs held (top) and units held (bottom)."""
+    gpus = fig.add_axes((left, 0.42, right - left, 0.30), sharex=strip)
+    units = fig.add_axes((left, 0.085, right - left, 0.30), sharex=strip)
+    _panel(gpus, data, x, data.held_gpus, data.idle_gpus, data.open_gpus, data.short_gpus, colours, "GPUs held")
+    _panel(units, data, x, data.held_units, data.idle_units, data.open_units, data.short_units, colours, "units held")
+    return [gpus, units]
+
+
+def _per_cluster(
+    fig: Figure,
+    strip: Axes,
+    data: TimelineData,
+    x: list[float],
+    colours: dict[str, str],
+    left: float,
+    right: float,
+    fontsize: float,
+) -> list[Axes]:
+    """One panel per cluster, top to bottom in the policy's order, each titled above its top
+    left corner: GPUs held there, its open and idle capacity (a shortfall is the programme's,
+    not a cluster's: not drawn here)."""
+    top, bottom = 0.72, 0.085
+    title_room = (fontsize * 1.45 + 6) * fig.dpi / 72 / fig.bbox.height  # the title, and its pad
+    count = max(1, len(data.clusters))
+    height = max(0.02, (top - bottom - count * title_room) / count)  # many clusters in a small picture: overlap
+    panels = []
+    for i, cluster in enumerate(data.clusters):
+        y = top - (i + 1) * (title_room + height)  # the panel's bottom
+        ax = fig.add_axes((left, y, right - left, height), sharex=strip)
+        held = data.cluster_held_gpus[cluster]
+        idle, open_ = data.cluster_idle_gpus(cluster), data.cluster_open_gpus(cluster)
+        _panel(ax, data, x, held, idle, open_, {}, colours, "GPUs held")
+        ticks = int(height * fig.bbox.height / (fontsize * 1.6 * fig.dpi / 72))  # as many as fit, up to 6
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=max(2, min(6, ticks)), integer=True))
+        ax.set_title(data.cluster_titles.get(cluster, cluster), loc="left", fontsize=fontsize * 1.05, pad=4)
+        panels.append(ax)
+    return panels
+
+
 def _compose(
     fig: Figure, canvas: FigureCanvasAgg, data: TimelineData, fontsize: float, font: HangulFont | None
 ) -> None:
     tz = ZoneInfo(data.timezone)
     left, right = 0.065, 0.80
     strip = fig.add_axes((left, 0.735, right - left, 0.17))
-    gpus = fig.add_axes((left, 0.42, right - left, 0.30), sharex=strip)
-    units = fig.add_axes((left, 0.085, right - left, 0.30), sharex=strip)
     x = _edges(data)
     colours = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(sorted(data.teams, key=list(data.display).index))}
-    _panel(gpus, data, x, data.held_gpus, data.idle_gpus, data.open_gpus, data.short_gpus, colours, "GPUs held")
-    _panel(units, data, x, data.held_units, data.idle_units, data.open_units, data.short_units, colours, "units held")
-    for ax in (gpus, units):
+    panels = (
+        _per_cluster(fig, strip, data, x, colours, left, right, fontsize)
+        if data.by_cluster
+        else _whole_programme(fig, strip, data, x, colours, left, right)
+    )
+    bottom = panels[-1]  # the dates go under it
+    for ax in panels:
         for event in data.events:
             colour, style, _ = LINE_STYLE[event.kind]
             ax.axvline(float(_num(event.at)), color=colour, linestyle=style, linewidth=1.1, alpha=0.9)
-    gpus.tick_params(labelbottom=False)
+    for ax in panels[:-1]:
+        ax.tick_params(labelbottom=False)
     span_days = (data.end - data.start).total_seconds() / 86400
     monthly = span_days > 120
     # as many dates as fit side by side (about 4.5 ems each), every month or every few months
@@ -331,19 +378,25 @@ def _compose(
         if monthly
         else mdates.AutoDateLocator(tz=tz, maxticks=min(room, 14))  # type: ignore[no-untyped-call]
     )
-    units.xaxis.set_major_locator(locator)
-    units.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m" if monthly else "%Y-%m-%d", tz=tz))  # type: ignore[no-untyped-call]
-    for tick in units.get_xticklabels():
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m" if monthly else "%Y-%m-%d", tz=tz))  # type: ignore[no-untyped-call]
+    for tick in bottom.get_xticklabels():
         tick.set_rotation(0)
-    units.tick_params(axis="x", labelsize=fontsize * 0.85)
+    bottom.tick_params(axis="x", labelsize=fontsize * 0.85)
     strip.set_axis_off()
     strip.set_ylim(0, 1)
-    fig.text(left, 0.965, f"GPUs held per consortium: {data.title}", **_title_font(font, fontsize * 1.6))
+    title = "GPUs held per consortium, by cluster" if data.by_cluster else "GPUs held per consortium"
+    fig.text(left, 0.965, f"{title}: {data.title}", **_title_font(font, fontsize * 1.6))
+    what = (
+        "One panel per cluster: the GPUs held there (a quota is one number across clusters)."
+        if data.by_cluster
+        else f"Top: GPUs; bottom: units ({data.unit_note})."
+    )
     fig.text(
         left,
         0.93,
         f"{data.start.astimezone(tz):%Y-%m-%d} to {data.end.astimezone(tz):%Y-%m-%d}, dates in {data.timezone}. "
-        f"Top: GPUs; bottom: units ({data.unit_note}).",
+        + what,
         fontsize=fontsize,
         color="#444444",
     )
@@ -381,7 +434,7 @@ def _legend(data: TimelineData, colours: dict[str, str]) -> list[Patch | Line2D]
             label += " (none held)"
         handles.append(Patch(facecolor=colours[name], label=label))
     handles.append(Patch(facecolor="white", edgecolor=IDLE_COLOUR, hatch="///", label="idle (open, held by nobody)"))
-    if any(any(v) for v in data.short_units.values()):
+    if not data.by_cluster and any(any(v) for v in data.short_units.values()):
         handles.append(Patch(facecolor="white", edgecolor=SHORT_COLOUR, hatch="xx", label="quota that cannot be met"))
     handles.append(Line2D([], [], color=CAPACITY_COLOUR, linewidth=1.6, label="open capacity"))
     kinds = {e.kind for e in data.events}

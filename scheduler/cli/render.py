@@ -52,13 +52,53 @@ def plan_table(plan: Plan, *, max_actions: int = 20) -> str:
         )
     )
     out += [f"  {c.name} is short of {_fmt(c.short)}: {c.short_reason}" for c in plan.consortia if c.short]
+    several = len(plan.clusters) > 1
+    if several:
+        out += [f"  {c.name}: {c.split_reason}" for c in plan.consortia if c.split_reason]
+        out += [
+            "",
+            table(
+                ["CLUSTER", "UP", "NODES", "HEALTHY", "ASSIGNED", "HELD BY"],
+                [
+                    [
+                        k.name,
+                        "yes" if k.up else "no (frozen as last seen)",
+                        k.nodes,
+                        k.gpus,
+                        k.assigned_gpus,
+                        " ".join(
+                            f"{c.name}:{sum(c.clusters[k.name].values())}"
+                            for c in plan.consortia
+                            if sum(c.clusters.get(k.name, {}).values())
+                        )
+                        or "-",
+                    ]
+                    for k in plan.clusters
+                ],
+            ),
+        ]
+        out += [
+            f"  {m.cluster}: {m.consortium} holds {m.gpus} GPU(s) here, but its namespace {m.namespace} does not exist"
+            for m in plan.missing_namespaces
+        ]
     out += [
         "",
         table(
-            ["POOL", "MODEL", "NODES", "CAPACITY", "HEALTHY", "ASSIGNED", "IDLE", "AVAILABLE"],
+            [
+                "POOL",
+                *(["CLUSTER"] if several else []),
+                "MODEL",
+                "NODES",
+                "CAPACITY",
+                "HEALTHY",
+                "ASSIGNED",
+                "IDLE",
+                "AVAILABLE",
+            ],
             [
                 [
                     p.name,
+                    *([p.cluster] if several else []),
                     p.gpu_model,
                     p.nodes,
                     p.capacity_gpus,
@@ -135,39 +175,53 @@ def status_table(rows: Iterable[Mapping[str, Any]]) -> str:
         for r in rows
         if r.get("short") and r.get("short_reason")
     ]
+    notes = list(dict.fromkeys(notes))  # several clusters: the same team-wide note once
+    notes += list(dict.fromkeys(f"{r['consortium']}: {r['split_reason']}" for r in rows if r.get("split_reason")))
     pending = sorted({r["pending_stage"] for r in rows if r.get("pending_stage") not in (None, "", "none")})
     notes += [f"the decision of {p} is pending: the stage shown stays in force until it is decided" for p in pending]
     return _status_rows(rows) + "".join("\n" + n for n in notes)
 
 
 def _status_rows(rows: list[Mapping[str, Any]]) -> str:
-    return table(
-        [
-            "NAMESPACE",
-            "CONSORTIUM",
-            "STATUS",
-            "STAGE",
-            "QUOTA",
-            "ALLOCATED",
-            "RESOURCEQUOTA",
-            "SHORT",
-            "DRAINING",
-            "NEXT CHANGE",
-        ],
-        [
+    if any("cluster" in r for r in rows):  # several clusters: a row per cluster and namespace
+        return table(
+            ["CLUSTER", "HERE", *_STATUS_COLUMNS],
             [
-                r["namespace"],
-                r["consortium"],
-                r["status"],
-                r["stage"]
-                + (f" ({r['pending_stage']} pending)" if r.get("pending_stage") not in (None, "", "none") else ""),
-                r["quota_gpus"],
-                r["allocated_gpus"],
-                r["resource_quota"],
-                _fmt(r["short"]) if r.get("short") else "-",
-                r["draining_nodes"],
-                f"{r['next_change_at']} {r['next_change']}".strip() or "-",
-            ]
-            for r in rows
-        ],
-    )
+                [r.get("cluster", ""), r.get("cluster_gpus") or "-", *row]
+                for r, row in zip(rows, _status_cells(rows), strict=True)
+            ],
+        )
+    return table(_STATUS_COLUMNS, _status_cells(rows))
+
+
+_STATUS_COLUMNS = [
+    "NAMESPACE",
+    "CONSORTIUM",
+    "STATUS",
+    "STAGE",
+    "QUOTA",
+    "ALLOCATED",
+    "RESOURCEQUOTA",
+    "SHORT",
+    "DRAINING",
+    "NEXT CHANGE",
+]
+
+
+def _status_cells(rows: list[Mapping[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            r["namespace"],
+            r["consortium"],
+            r["status"],
+            r["stage"]
+            + (f" ({r['pending_stage']} pending)" if r.get("pending_stage") not in (None, "", "none") else ""),
+            r["quota_gpus"],
+            r["allocated_gpus"],
+            r["resource_quota"],
+            _fmt(r["short"]) if r.get("short") else "-",
+            r["draining_nodes"],
+            f"{r['next_change_at']} {r['next_change']}".strip() or "-",
+        ]
+        for r in rows
+    ]

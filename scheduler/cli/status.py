@@ -43,6 +43,27 @@ def status_rows(snapshot: Snapshot, keys: Keys, only: str | None = None) -> list
                 "draining_nodes": record.draining_nodes if record else 0,
                 "next_change": nxt.what if nxt else "",
                 "next_change_at": nxt.at if nxt else "",
+                "cluster_gpus": ns.labels.get(keys.cluster_gpus, ""),
+                "clusters": (record.clusters or {}) if record else {},
+                "split_reason": (record.split_reason or "") if record else "",
             }
         )
     return rows
+
+
+def missing_namespace_notes(rows: list[dict[str, Any]], read: list[str]) -> list[str]:
+    """A programme of several clusters: a line for each cluster (of those `read`) where a team
+    holds GPUs, by its allocation records, but none of its namespaces exists."""
+    present = {(r.get("cluster"), r["consortium"]) for r in rows}
+    notes = []
+    holds = {}
+    for r in rows:
+        for cluster, per in r.get("clusters", {}).items():
+            holds[(cluster, r["consortium"])] = sum(per.values())
+    for (cluster, consortium), gpus in sorted(holds.items()):
+        if gpus and cluster in read and (cluster, consortium) not in present:
+            notes.append(
+                f"{consortium} holds {gpus} GPU(s) in cluster {cluster}, where none of its namespaces exists: "
+                "its ResourceQuota cannot be written there"
+            )
+    return notes

@@ -8,6 +8,10 @@ apart lets the tests compare every number behind the picture with `simulate -o j
 A consortium's shortfall (quota the fleet cannot meet) is read from the optional keys `short`
 (GPUs per model, or `{"units": n}`) and `short_reason` of each consortium; plans without them
 simply show none.
+
+A programme of several clusters: each consortium's GPUs per cluster are read from its `clusters`
+(cluster -> model -> GPUs) and each pool's cluster from its `cluster`, for `simulate --by-cluster`
+(one panel per cluster). Plans without these keys count everything in the programme's first cluster.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from scheduler.planner.model import ACTIVE, ELIMINATED, INELIGIBLE, PENDING, WINDING_DOWN
 from scheduler.policy import Policy
-from scheduler.policy.models import UNITS
+from scheduler.policy.models import UNITS, Cluster
 
 Doc = Mapping[str, Any]  # one step of `simulate -o json`
 DEFAULT_SIZE = (1600, 900)  # the picture's, in pixels
@@ -66,12 +70,29 @@ class TimelineData:
     pool_units: dict[str, int]  # units of one GPU of each pool's model
     unit_note: str  # how GPUs count as units, e.g. "1 B200 = 2 units; H100, H200 = 1 unit"
     events: list[Event] = field(default_factory=list)
+    clusters: list[str] = field(default_factory=list)  # the programme's clusters, in the policy's order
+    cluster_titles: dict[str, str] = field(default_factory=dict)  # cluster -> its panel's title
+    pool_cluster: dict[str, str] = field(default_factory=dict)  # pool -> the cluster it is in
+    # cluster -> consortium -> GPUs held there (they add up to held_gpus)
+    cluster_held_gpus: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    by_cluster: bool = False  # the picture: one panel per cluster (GPUs), not GPUs and units
 
     def total(self, series: Mapping[str, list[int]], weights: Mapping[str, int] | None = None) -> list[int]:
         return [
             sum(values[i] * (weights[key] if weights else 1) for key, values in series.items())
             for i in range(len(self.times))
         ]
+
+    def _in_cluster(self, series: Mapping[str, list[int]], cluster: str) -> dict[str, list[int]]:
+        return {pool: values for pool, values in series.items() if self.pool_cluster.get(pool) == cluster}
+
+    def cluster_open_gpus(self, cluster: str) -> list[int]:
+        """GPUs of the cluster's open pools."""
+        return self.total(self._in_cluster(self.capacity_gpus, cluster))
+
+    def cluster_idle_gpus(self, cluster: str) -> list[int]:
+        """GPUs of the cluster's pools on usable nodes nobody holds."""
+        return self.total(self._in_cluster(self.free_gpus, cluster))
 
     @property
     def open_gpus(self) -> list[int]:
@@ -131,9 +152,23 @@ def unit_note(policy: Policy) -> str:
     return "; ".join(parts)
 
 
-def timeline_series(docs: Sequence[Doc], policy: Policy, end: datetime | None = None) -> TimelineData:
+def cluster_title(cluster: Cluster) -> str:
+    """A cluster's panel title: its displayName and name, or its name; and its provider unless
+    the displayName says it, e.g. "NHN Cloud (nhn)", "kakao · Kakao"."""
+    title = cluster.displayName or cluster.name
+    if title != cluster.name:
+        title += f" ({cluster.name})"
+    if cluster.provider and cluster.provider not in (cluster.displayName or ""):
+        title += f" · {cluster.provider}"
+    return title
+
+
+def timeline_series(
+    docs: Sequence[Doc], policy: Policy, end: datetime | None = None, *, by_cluster: bool = False
+) -> TimelineData:
     """Everything the picture shows, from the steps of `simulate -o json` (`end`: where the last
-    step stops; default: the last step's instant)."""
+    step stops; default: the last step's instant; `by_cluster`: the picture has one panel per
+    cluster)."""
     if not docs:
         raise ValueError("no step to draw")
     times = [instant(d["at"]) for d in docs]
@@ -147,12 +182,24 @@ def timeline_series(docs: Sequence[Doc], policy: Policy, end: datetime | None = 
     capacity: dict[str, list[int]] = {p: [] for p in pool_names}
     free: dict[str, list[int]] = {p: [] for p in pool_names}
     pool_units = {p["name"]: _units(policy, p["gpu_model"]) for p in docs[0]["pools"]}
+    home = policy.cluster_names[0]  # where plans that do not say count everything
+    in_policy = {p.name: policy.cluster_of(p) for p in policy.pools}
+    pool_cluster = {p["name"]: p.get("cluster") or in_policy.get(p["name"], home) for p in docs[0]["pools"]}
+    clusters = list(policy.cluster_names)
+    clusters += sorted(
+        {c for c in pool_cluster.values() if c not in clusters}
+        | {k for d in docs for c in d["consortia"] for k in (c.get("clusters") or {}) if k not in clusters}
+    )
+    by_cluster_held: dict[str, dict[str, list[int]]] = {k: {n: [] for n in names} for k in clusters}
     for doc in docs:
         by_name = {c["name"]: c for c in doc["consortia"]}
         for name in names:
             c = by_name.get(name, {})
             allocated = c.get("allocated") or {}
             held[name].append(sum(allocated.values()))
+            where = (c["clusters"] or {}) if "clusters" in c else {home: allocated}
+            for k in clusters:
+                by_cluster_held[k][name].append(sum((where.get(k) or {}).values()))
             held_units[name].append(_in_units(policy, allocated))
             short = short_of(c)
             short_gpus[name].append(sum(n for model, n in short.items() if model != UNITS))
@@ -180,6 +227,11 @@ def timeline_series(docs: Sequence[Doc], policy: Policy, end: datetime | None = 
         free_gpus=free,
         pool_units=pool_units,
         unit_note=unit_note(policy),
+        clusters=clusters,
+        cluster_titles={k: k for k in clusters} | {c.name: cluster_title(c) for c in policy.clusters},
+        pool_cluster=pool_cluster,
+        cluster_held_gpus=by_cluster_held,
+        by_cluster=by_cluster,
     )
     data.events = _events(docs, policy, data)
     return data

@@ -84,6 +84,11 @@ class Keys:
         return self._k("short-gpus")
 
     @cached_property
+    def cluster(self) -> str:
+        """On Events: the cluster of a programme of several that they are about."""
+        return self._k("cluster")
+
+    @cached_property
     def cluster_gpus(self) -> str:
         """GPUs the team holds in this namespace's cluster (a programme of several clusters)."""
         return self._k("cluster-gpus")

@@ -226,13 +226,15 @@ def node_object(
     return obj
 
 
-def builtin_cluster(policy: Policy, *, rich: bool = False) -> dict[str, Any]:
-    """A v1 List with a node for every slot of every pool and each consortium's namespaces."""
+def builtin_cluster(policy: Policy, *, rich: bool = False, cluster: str | None = None) -> dict[str, Any]:
+    """A v1 List with a node for every slot of every pool and each consortium's namespaces;
+    `cluster`: only the pools of that cluster of the programme (and every namespace)."""
     check_builtin_size(policy)
     items: list[dict[str, Any]] = []
     index = 0
-    for pool in policy.pools:
-        nodes, gpus = pool_sizes(policy)[pool.name]
+    sizes = pool_sizes(policy)
+    for pool in policy.pools if cluster is None else policy.pools_in(cluster):
+        nodes, gpus = sizes[pool.name]
         for i in range(nodes):
             items.append(node_object(f"{pool.name}-{i:04d}", pool, pool.gpuModel, gpus, i, rich=rich))
             index += 1
@@ -248,6 +250,13 @@ def builtin_cluster(policy: Policy, *, rich: bool = False) -> dict[str, Any]:
                 }
             )
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+
+
+def builtin_clusters(policy: Policy, *, rich: bool = False) -> dict[str, dict[str, Any]]:
+    """builtin_cluster for each cluster of the programme, by name (one entry for a programme of one)."""
+    if not policy.multi_cluster:
+        return {policy.cluster_names[0]: builtin_cluster(policy, rich=rich)}
+    return {name: builtin_cluster(policy, rich=rich, cluster=name) for name in policy.cluster_names}
 
 
 def synthetic_nodes(count: int, models: Iterable[tuple[Pool, str]], *, rich: bool = True) -> dict[str, Any]:

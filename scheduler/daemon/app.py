@@ -9,18 +9,25 @@ import os
 import socket
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from scheduler.actuator.connect import SERVICE_ACCOUNT_NAMESPACE, connect, context_namespace
+from scheduler.actuator.connect import (
+    SERVICE_ACCOUNT_NAMESPACE,
+    ConnectError,
+    connect,
+    context_names,
+    context_namespace,
+)
 from scheduler.actuator.retry import one_line
 from scheduler.actuator.watch import ClusterReader, Watcher
 from scheduler.actuator.writer import Writer
 from scheduler.cluster import Keys
 from scheduler.daemon.clock import Clock
 from scheduler.daemon.leader import LeaderElector
+from scheduler.daemon.links import ClusterLink, RouteError, Routes
 from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.daemon.progress import progress_line
@@ -48,6 +55,8 @@ class DaemonConfig:
     reconcile_every: float = 30.0
     progress_every: float = 0.0  # seconds between progress lines on stdout (0: none)
     lease_namespace: str | None = None  # None: the pod's namespace in cluster, else the kubeconfig context's
+    routes: Routes = field(default_factory=Routes)  # how to reach each cluster of the policy (links.py)
+    create_namespaces: bool = False
 
 
 def load_source(config: DaemonConfig) -> PolicySource | None:
@@ -95,6 +104,26 @@ def require_namespace(api: Any, namespace: str) -> None:
         )
 
 
+def connect_links(config: DaemonConfig, source: PolicySource, own: Any, keys: Keys) -> dict[str, ClusterLink]:
+    """A link to each cluster of a programme of several (links.py), or none for a programme of one
+    reached through the daemon's own connection. `own`: that connection's API client."""
+    policy = source.policy
+    routes = config.routes
+    if policy is None or (not policy.multi_cluster and not routes.contexts and not routes.kubeconfigs):
+        return {}
+    try:
+        contexts = [] if config.in_cluster else context_names(config.kubeconfig)
+        resolved = routes.resolve(policy, config.kubeconfig, contexts)
+        links = {}
+        for name, route in resolved.items():
+            api = own if route.own else connect(route.kubeconfig, False, route.context)
+            links[name] = ClusterLink(name, ClusterReader(api, keys), Writer(api, dry_run=config.dry_run), api=api)
+            log.info("cluster %s: through %s", name, route.describe())
+    except (RouteError, ConnectError) as err:
+        raise SetupError(str(err)) from None
+    return links
+
+
 def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> int:
     clock = Clock(start=config.start, scale=config.time_scale)
     api = connect(config.kubeconfig, config.in_cluster)
@@ -106,6 +135,7 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
     # keys): the cache of a fleet stays small; a policy that reads others widens it (Reconciler)
     keys = config.keys.reading(label_keys(source.policy)) if source.policy is not None else config.keys
     reader = ClusterReader(api, keys)
+    links = connect_links(config, source, api, keys)
     # a dry run never campaigns for the Lease: it must not take leadership from the real daemon,
     # and it logs every write it would make as if it led
     reconciler = Reconciler(
@@ -115,6 +145,9 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
         metrics,
         Writer(api, dry_run=config.dry_run),
         is_leader=(lambda: True) if config.dry_run else (lambda: elector.leading),
+        links=links,
+        events_namespace=namespace,
+        create_namespaces=config.create_namespaces,
     )
     daemon = Daemon(
         reconciler,
@@ -141,8 +174,11 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
     daemon.start()
     # watches wake reconciles and, once a fresh list has shown the cache caught up with this
     # replica's writes, serve them (ClusterReader)
-    watcher = Watcher(api, reader.keys, on_change=daemon.changed).start()
-    reader.cache = watcher
+    watchers = []
+    for link in links.values() or [ClusterLink("", reader, reconciler.writer, api=api)]:
+        link.watcher = Watcher(link.api, link.reader.keys, on_change=daemon.changed).start()
+        link.reader.cache = link.watcher
+        watchers.append(link.watcher)
     scale = f" x{config.time_scale}" if config.time_scale != 1 else ""
     print(
         f"gpu-scheduler running: metrics on :{http.port}/metrics; programme time {clock.now().isoformat()}{scale}",
@@ -152,7 +188,8 @@ def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> in
         last = reconciler.last
         if last is not None and last.plan is not None:
             print(progress_line(last.plan, clock.now()), flush=True)
-    watcher.stop()
+    for watcher in watchers:
+        watcher.stop()
     daemon.stop()  # waits for an in-flight reconcile to finish its writes
     elector.stop(release=True)
     http.stop()

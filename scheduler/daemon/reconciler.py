@@ -1,8 +1,12 @@
-"""One reconcile: read the cluster, plan for now, write the difference. Nothing else.
+"""One reconcile: read the clusters, plan for now, write the difference. Nothing else.
 
 Pure parts (plan, desired_writes) are computed by the planner and the write builder; this is
 the thin edge that reads, times and counts. Only the leader writes; a follower plans and stays
 ready (its metrics stay warm) so a take-over costs one reconcile.
+
+A programme of several clusters is read cluster by cluster and planned as one; each cluster
+gets its own share of the plan. A cluster that cannot be read is frozen: planned as last seen,
+written to not at all, while the others go on (docs/daemon.md, Several clusters).
 """
 
 from __future__ import annotations
@@ -10,22 +14,33 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from scheduler.actuator.retry import classify, one_line
+from scheduler.actuator.retry import classify, one_line, repeated_failure_level
 from scheduler.actuator.watch import ClusterReader
-from scheduler.actuator.writer import Writer
-from scheduler.actuator.writes import FOREIGN_GPU_POD, desired_writes, policy_invalid_event
+from scheduler.actuator.writer import Writer, WriteReport
+from scheduler.actuator.writes import (
+    FOREIGN_GPU_POD,
+    Write,
+    desired_writes,
+    missing_namespace_event,
+    namespace_create,
+    policy_invalid_event,
+)
 from scheduler.cluster import Keys, Snapshot
 from scheduler.cluster.decode import paused_gc
+from scheduler.cluster.fleet import combine
 from scheduler.daemon.clock import Clock
+from scheduler.daemon.links import ClusterLink
 from scheduler.daemon.metrics import Metrics
 from scheduler.daemon.policy_source import PolicySource
 from scheduler.planner import Plan, plan
+from scheduler.planner.clusters import for_cluster
 from scheduler.planner.model import DRAINING
 from scheduler.planner.nodes import label_keys
+from scheduler.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +59,40 @@ class Reconciler:
     reader: ClusterReader  # the watch cache when it is trusted, else a fresh list
     clock: Clock
     metrics: Metrics
-    writer: Writer
+    writer: Writer  # the daemon's own cluster's: its Events (and, in a programme of one, every write)
     is_leader: Callable[[], bool] = lambda: True
     last: Outcome | None = None
     synced: bool = False
     last_read: float | None = None  # monotonic time of the last successful cluster read
     lock: threading.Lock = field(default_factory=threading.Lock)
-    written: dict[str, str] | None = None  # allocation annotation last left on each namespace (drift detection)
     # when each draining node's drain started, as this replica planned it: the drain clock. The
     # annotation only reports it; an edited or deleted one is put back from here (docs/security.md)
     drain_clock: dict[str, datetime] = field(default_factory=dict)
-    reported: set[str] = field(default_factory=set)  # ForeignGpuPod Events already written (one per pod and node)
     # after a reconcile that found nothing to write: what it planned from, and until when nothing
     # changes by itself (see _at_rest)
-    rest: tuple[str, int, bool, datetime] | None = None
+    rest: tuple[str, tuple[int, ...], bool, datetime] | None = None
+    # a programme of several clusters: each cluster's link, by name (links.py); empty: the
+    # programme's one cluster is `reader` and `writer`
+    links: dict[str, ClusterLink] = field(default_factory=dict)
+    events_namespace: str = ""  # the scheduler's own namespace, for its own Events ("" none)
+    create_namespaces: bool = False  # create a namespace a team needs in a cluster (--create-namespaces)
+    missing_reported: set[str] = field(default_factory=set)  # NamespaceMissing Events already written
+    unconnected: set[str] = field(default_factory=set)  # clusters of the policy with no link, said once
+    _own: ClusterLink | None = field(default=None, repr=False)
 
     @property
     def keys(self) -> Keys:
         return self.reader.keys
+
+    def _links(self, policy: Policy) -> dict[str, ClusterLink]:
+        """The connected clusters by name: the links given, or the programme's one cluster
+        through `reader` and `writer`."""
+        if self.links:
+            return self.links
+        if self._own is None:
+            self._own = ClusterLink(policy.cluster_names[0], self.reader, self.writer)
+        self._own.name = policy.cluster_names[0]
+        return {self._own.name: self._own}
 
     def reconcile(self) -> Outcome:
         """Serialised: the periodic job, a change point and a watch event may all ask at once."""
@@ -84,10 +115,10 @@ class Reconciler:
             self.last = outcome
             return outcome
 
-    def _remember(self, result: Plan) -> None:
-        """After a reconcile that left every namespace as planned, what their records say."""
+    def _remember(self, link: ClusterLink, share: Plan) -> None:
+        """After a reconcile that left every namespace of a cluster as planned, what their records say."""
         key = self.keys.allocation
-        self.written = {ns: ann[key] for ns, ann in result.namespace_annotations.items() if key in ann}
+        link.written = {ns: ann[key] for ns, ann in share.namespace_annotations.items() if key in ann}
 
     def _keep_drain_clock(self, snapshot: Snapshot) -> Snapshot:
         """The snapshot with every draining node's drain start as this replica last planned it,
@@ -115,7 +146,7 @@ class Reconciler:
         write = policy_invalid_event(namespace, self.source.digest or "", problems, self.clock.now())
         self.writer.apply([write])
 
-    def _at_rest(self, sha256: str, token: int | None, leader: bool, at: datetime) -> bool:
+    def _at_rest(self, sha256: str, token: tuple[int, ...] | None, leader: bool, at: datetime) -> bool:
         """Nothing to do: the last reconcile wrote nothing, and since then the policy, the watched
         cluster (the cache's version) and the leadership are the same, and no change point (a stage,
         a drain deadline, telemetry going stale) has come. Its plan would come out the same and
@@ -127,34 +158,67 @@ class Reconciler:
         policy = self.source.policy
         if policy is None:
             return Outcome(None, skipped="no valid policy loaded yet")
-        token, leader, at = self.reader.token(), self.is_leader(), self.clock.now()
+        links = self._links(policy)
+        token, leader, at = _token(links.values()), self.is_leader(), self.clock.now()
         if self._at_rest(policy.sha256, token, leader, at) and self.last is not None:
             self.last_read = time.monotonic()  # the watches are up and current: as good as a read
             return Outcome(self.last.plan, skipped="nothing changed")
         self.rest = None
-        self.reader.read_labels(label_keys(policy))
-        snapshot = self._keep_drain_clock(self.reader.read())
+        parts, frozen = self._read(policy, links)
+        snapshot = parts[policy.cluster_names[0]] if not policy.multi_cluster else combine(parts)
+        snapshot = self._keep_drain_clock(snapshot)
         self.synced = True
         self.last_read = time.monotonic()
         with paused_gc():  # a fifth to a third of plan() at 10,000-50,000 nodes is cycle collection
-            result = plan(policy, snapshot, at, self.keys)
+            result = plan(policy, snapshot, at, self.keys, frozen=frozenset(frozen))
         self.metrics.observe_plan(result)
         self.drain_clock = {
             name: intent.drain_started
             for name, intent in result.node_intents.items()
             if intent.state == DRAINING and intent.drain_started is not None
         }
+        stale_after = policy.program.spec.telemetry.staleAfter
         if not leader:
-            self.rest = _rest(policy.sha256, token, leader, result, snapshot, policy.program.spec.telemetry.staleAfter)
+            self.rest = _rest(policy.sha256, token, leader, result, snapshot, stale_after)
             return Outcome(result, skipped="not the leader")
-        with paused_gc():
-            writes = desired_writes(result, snapshot, policy, self.keys, self.written, self.reported)
-        if not writes:
-            self._remember(result)
-            self.rest = _rest(policy.sha256, token, leader, result, snapshot, policy.program.spec.telemetry.staleAfter)
+        batches: list[tuple[ClusterLink, Plan, list[Write]]] = []
+        for name, link in links.items():
+            if name in frozen or name not in parts:
+                continue
+            share = for_cluster(result, name) if policy.multi_cluster else result
+            with paused_gc():
+                writes = desired_writes(share, parts[name], policy, self.keys, link.written, link.reported)
+            if self.create_namespaces:
+                writes = [namespace_create(m, self.keys) for m in share.missing_namespaces] + writes
+            batches.append((link, share, writes))
+        events = self._missing_namespace_events(result)
+        if not events and not any(writes for _, _, writes in batches):
+            for link, share, _ in batches:
+                self._remember(link, share)
+            self.rest = None if frozen else _rest(policy.sha256, token, leader, result, snapshot, stale_after)
             return Outcome(result)
-        self.reader.wrote()
-        report = self.writer.apply(writes, still_allowed=self.is_leader)
+        done = failed = 0
+        for link, share, writes in batches:
+            if not writes:
+                self._remember(link, share)
+                continue
+            link.reader.wrote()
+            report = self.writer_report(link, writes, at)
+            done, failed = done + len(report.done), failed + len(report.failed)
+            link.reported |= {w.name for w in report.done if w.body.get("reason") == FOREIGN_GPU_POD}
+            if report.failed or report.skipped or report.dry_run:
+                link.written = None  # not sure what the namespaces carry now: trust the next plan's view
+            else:
+                self._remember(link, share)
+        if events:
+            report = self.writer.apply(events, still_allowed=self.is_leader)
+            self.missing_reported |= {w.name for w in report.done}
+            done, failed = done + len(report.done), failed + len(report.failed)
+        return Outcome(result, writes=done, failed=failed)
+
+    def writer_report(self, link: ClusterLink, writes: list[Write], at: datetime) -> WriteReport:
+        """Send one cluster's writes, count them, and log what happened."""
+        report = link.writer.apply(writes, still_allowed=self.is_leader)
         for (resource, verb), n in report.writes.items():
             self.metrics.api_writes_total.labels(resource, verb).inc(n)
         for (resource, verb), n in report.retries.items():
@@ -162,18 +226,68 @@ class Reconciler:
         for w in report.done:
             if w.drift:
                 self.metrics.drift_reverted_total.labels(w.drift).inc()
-        log.info("reconciled at %s: %s", at.isoformat(), report.summary())
-        self.reported |= {w.name for w in report.done if w.body.get("reason") == FOREIGN_GPU_POD}
-        if report.failed or report.skipped or report.dry_run:
-            self.written = None  # not sure what the namespaces carry now: trust the next plan's view
-        else:
-            self._remember(result)
-        return Outcome(result, writes=len(report.done), failed=len(report.failed))
+        where = f" in cluster {link.name}" if self.links else ""
+        log.info("reconciled at %s%s: %s", at.isoformat(), where, report.summary())
+        return report
+
+    def _read(self, policy: Policy, links: dict[str, ClusterLink]) -> tuple[dict[str, Snapshot], set[str]]:
+        """Each cluster's snapshot, and the clusters frozen: not connected, or not answering (they
+        count as last seen). A programme of one cluster has nothing to fall back on: its failed
+        read fails the reconcile, as it always has."""
+        wanted = label_keys(policy)
+        parts: dict[str, Snapshot] = {}
+        frozen: set[str] = set()
+        for name in policy.cluster_names:
+            link = links.get(name)
+            if link is None:  # a cluster added to the policy since the daemon started
+                frozen.add(name)
+                if name not in self.unconnected:
+                    self.unconnected.add(name)
+                    log.warning("cluster %s of the policy is not connected: restart the daemon to reach it", name)
+                continue
+            link.reader.read_labels(wanted)
+            try:
+                link.last = link.reader.read()
+            except Exception as err:
+                if not policy.multi_cluster or classify(err) is None:
+                    raise
+                frozen.add(name)
+                log.log(
+                    repeated_failure_level(link.failures),
+                    "cluster %s is not answering (%s): frozen as last seen, the other clusters go on",
+                    name,
+                    one_line(err),
+                )
+                link.up, link.failures = False, link.failures + 1
+                if link.last is not None:
+                    parts[name] = link.last
+                continue
+            if not link.up:
+                log.info("cluster %s answers again: reconciling it", name)
+            link.up, link.failures = True, 0
+            parts[name] = link.last
+        return parts, frozen
+
+    def _missing_namespace_events(self, result: Plan) -> list[Write]:
+        """A Warning Event in the scheduler's own namespace for each namespace a team needs in a
+        cluster where it does not exist (once each; not when the daemon creates them)."""
+        if not self.events_namespace or self.create_namespaces:
+            return []
+        events = [
+            missing_namespace_event(self.events_namespace, m, result.at, self.keys) for m in result.missing_namespaces
+        ]
+        return [w for w in events if w.name not in self.missing_reported]
+
+
+def _token(links: Iterable[ClusterLink]) -> tuple[int, ...] | None:
+    """The watch caches' versions, or None when any read would not come from a cache."""
+    tokens = [link.reader.token() for link in links]
+    return None if any(t is None for t in tokens) else tuple(t for t in tokens if t is not None)
 
 
 def _rest(
-    sha256: str, token: int | None, leader: bool, result: Plan, snapshot: Snapshot, stale_after: timedelta
-) -> tuple[str, int, bool, datetime] | None:
+    sha256: str, token: tuple[int, ...] | None, leader: bool, result: Plan, snapshot: Snapshot, stale_after: timedelta
+) -> tuple[str, tuple[int, ...], bool, datetime] | None:
     """What a settled reconcile planned from, and the first instant its plan could change by
     itself: the plan's next change point, or an agent's report going stale (which puts a node's
     allocatable GPUs back), whichever comes first. None when the read did not come from a cache."""

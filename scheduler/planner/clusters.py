@@ -44,4 +44,5 @@ def for_cluster(plan: Plan, cluster: str) -> Plan:
         foreign_pods=[replace(f, node=f.node[n:]) for f in plan.foreign_pods if f.node.startswith(prefix)],
         clusters=[c for c in plan.clusters if c.name == cluster],
         missing_namespaces=[m for m in plan.missing_namespaces if m.cluster == cluster],
+        cluster=cluster,
     )

@@ -223,6 +223,7 @@ class Plan:
     foreign_pods: list[ForeignPod] = field(default_factory=list, repr=False)  # see ForeignPod
     clusters: list[ClusterPlan] = field(default_factory=list)
     missing_namespaces: list[MissingNamespace] = field(default_factory=list)
+    cluster: str = field(default="", repr=False)  # set on one cluster's share of the plan (for_cluster)
 
     def consortium(self, name: str) -> ConsortiumPlan:
         return next(c for c in self.consortia if c.name == name)

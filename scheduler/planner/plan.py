@@ -323,6 +323,8 @@ def namespace_state(
         next_change=allocation_wire.NextChange(c.next_change.at.isoformat(), c.next_change.what)
         if c.next_change
         else None,
+        clusters={k: dict(sorted(v.items())) for k, v in sorted(c.clusters.items())} if policy.multi_cluster else None,
+        split_reason=(c.split_reason or None) if policy.multi_cluster else None,
     )
     annotations = {keys.allocation: allocation_wire.encode(allocation)}
     return labels, annotations, c.allocated_gpus

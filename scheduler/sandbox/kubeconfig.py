@@ -39,6 +39,30 @@ def kubeconfig(url: str, token: str | None, namespace: str = "default", user: Us
     }
 
 
+def combined(servers: dict[str, tuple[str, str | None]], current: str, namespace: str = "default") -> dict[str, Any]:
+    """One kubeconfig with a context per sandbox (by name: its URL and token), each context, its
+    cluster and its user named alike, as `kubectl config view --flatten` merges them."""
+    out: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
+    for name, (url, token) in servers.items():
+        one = kubeconfig(url, token, namespace)
+        out["clusters"].append({"name": name, "cluster": one["clusters"][0]["cluster"]})
+        out["users"].append({"name": name, "user": one["users"][0]["user"]})
+        out["contexts"].append({"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}})
+    out["current-context"] = current
+    out["preferences"] = {}
+    return out
+
+
+def write_combined(
+    path: str | Path, servers: dict[str, tuple[str, str | None]], current: str, namespace: str = "default"
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(combined(servers, current, namespace), sort_keys=False))
+    path.chmod(0o600)
+    return path
+
+
 def write(
     path: str | Path, url: str, token: str | None, namespace: str = "default", user: UserInfo | None = None
 ) -> Path:

@@ -32,13 +32,23 @@ class Allocation(msgspec.Struct, frozen=True, kw_only=True):
     nodes: int = 0
     draining_nodes: int = 0
     next_change: NextChange | None = None
+    # a programme of several clusters: GPUs held in each (cluster -> model -> GPUs), and why they
+    # are split when they are; absent from the JSON otherwise
+    clusters: dict[str, dict[str, int]] | None = None
+    split_reason: str | None = None
 
+
+_OMITTED_WHEN_NONE = ("clusters", "split_reason")  # a programme of one cluster writes what it always wrote
 
 _DECODER = msgspec.json.Decoder(Allocation)
 
 
 def encode(allocation: Allocation) -> str:
-    return json.dumps(msgspec.to_builtins(allocation), sort_keys=True, separators=(",", ":"))
+    doc = msgspec.to_builtins(allocation)
+    for key in _OMITTED_WHEN_NONE:
+        if doc[key] is None:
+            del doc[key]
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 def decode(text: str) -> Allocation:

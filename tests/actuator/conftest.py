@@ -15,6 +15,7 @@ from scheduler.cluster.synthetic import builtin_cluster
 from scheduler.policy import Policy, load_policy
 from scheduler.sandbox import SandboxServer
 from tests.builders import t
+from tests.realpolicy import one_cluster_policy
 
 REPO = Path(__file__).resolve().parents[2]
 MARCH_2026 = t("2026-03-01 00:00")
@@ -32,7 +33,9 @@ class FakeSleep:
 
 @pytest.fixture(scope="session")
 def real_policy() -> Policy:
-    return load_policy(str(REPO / "policies"))
+    """The real programme as if all its pools sat in one cluster (tests/realpolicy.py): these tests
+    drive one API server; tests/daemon/test_clusters.py drives the programme's five."""
+    return one_cluster_policy()
 
 
 @pytest.fixture(scope="session")

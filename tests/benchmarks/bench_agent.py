@@ -22,7 +22,8 @@ Scenarios:
 - **against the sandbox** (skip with `--no-sandbox`): a few agents publish through the real
   `NodeAnnotationPublisher` to the sandbox API server (its own process) for a simulated hour,
   while the controller's `Watcher` watches the nodes: it checks that one publish is one API write
-  and counts how many of them wake the controller (each wake-up is a reconcile 2 s later).
+  and counts how many of them wake the controller (each wake-up is a reconcile 2 s later). Its
+  nodes are those of the real programme's pools as one cluster (tests/realpolicy.py): one API.
 
 Nothing here is a pass/fail test: it prints figures.
 """
@@ -150,11 +151,11 @@ def against_sandbox(args, base: dict, interval: timedelta) -> dict:
     controller's Watcher watches: API writes per publish, watch wake-ups per publish."""
     from scheduler.actuator.watch import Watcher
     from scheduler.actuator.connect import connect
-    from scheduler.policy import load_policy
     from scheduler.telemetry.agent import NodeAnnotationPublisher
+    from tests.realpolicy import one_cluster_policy
 
     k = min(args.nodes, 5)
-    policy = load_policy(ROOT / "policies")
+    policy = one_cluster_policy()  # the real programme as one cluster (tests/realpolicy.py): one sandbox API
     pp = benchlib.pairs(policy)
     nodes = [benchlib.node_json(i, pp) for i in range(k)]
     names = [n["metadata"]["name"] for n in nodes]

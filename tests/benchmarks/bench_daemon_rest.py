@@ -5,6 +5,10 @@ a process that only holds `json.load` of the same node list; and where its cold 
     .venv/bin/python tests/benchmarks/bench_daemon_rest.py [--nodes 10000,50000] [--rest 60]
                                                            [--nodes-profile typical|large]
 
+The policy is the real programme as one cluster (tests/realpolicy.py: `policies/` without its
+`clusters:` list and its pools' `cluster:`, written into this run's temporary folder as ONE-CLUSTER):
+the real programme spans several clusters, and here one daemon drives one API.
+
 Per size:
 
 1. **The API.** The sandbox API server in a process of its own (benchlib.SandboxProcess, as
@@ -15,7 +19,7 @@ Per size:
    writing: connect, the daemon's check that the Lease's namespace exists (its first request),
    each of the four lists (`list_pages`, page by page as the daemon reads them) and its `decode_snapshot`, `plan()` and
    `desired_writes()`. The daemon's own log cannot split its first reconcile this finely.
-3. **The daemon**: `gpu-scheduler run --kubeconfig K --policy policies --start AT
+3. **The daemon**: `gpu-scheduler run --kubeconfig K --policy ONE-CLUSTER --start AT
    --lease-namespace gpu-scheduler --metrics-port 0 -v` (the periodic reconcile at its default
    unless `--reconcile-every`), spawned; its log (stderr) is kept. The script waits until it leads
    (the `gpu_scheduler_leader` gauge on its /metrics) and a reconcile that started after the last
@@ -67,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 from benchlib import ROOT, SandboxProcess, median, verdict  # noqa: E402
 
-from scheduler.policy import load_policy  # noqa: E402
+from tests.realpolicy import copy_one_cluster, one_cluster_policy  # noqa: E402  (the real programme as one cluster)
 
 AT = "2026-03-01T00:00:00+09:00"   # programme time the daemon starts from: stage 2 in force, no change for months
 LEASE_NS = "gpu-scheduler"
@@ -98,7 +102,7 @@ def step(name, fn):
     return result
 out["imports"] = (time.perf_counter() - t0, time.process_time() - c0)
 keys = Keys()
-policy = step("load policy", lambda: load_policy("policies"))
+policy = step("load policy", lambda: load_policy(sys.argv[4]))  # the real programme as one cluster
 try:  # decode only the node labels planning reads, as `plan` and the daemon do (where the code can)
     from scheduler.planner.nodes import label_keys
     keys = keys.reading(label_keys(policy))
@@ -242,7 +246,7 @@ class Daemon:
 
 
 def start_daemon(kubeconfig: str, folder: Path, args) -> Daemon:
-    cmd = [gpu_scheduler(), "run", "--kubeconfig", kubeconfig, "--policy", "policies", "--start", args.at,
+    cmd = [gpu_scheduler(), "run", "--kubeconfig", kubeconfig, "--policy", policy_dir(), "--start", args.at,
            "--lease-namespace", LEASE_NS, "--metrics-port", "0"]
     if args.reconcile_every:
         cmd += ["--reconcile-every", str(args.reconcile_every)]
@@ -329,6 +333,14 @@ def wait_settled(d: Daemon, sandbox: SandboxProcess, timeout: float) -> dict[str
 # --------------------------------------------------------------------------- measuring
 
 ENV: dict[str, str] | None = None
+# The policy the daemon and the replay read: the real programme as one cluster (tests/realpolicy.py),
+# written into this run's temporary folder by main().
+POLICY_DIR: Path | None = None
+
+
+def policy_dir() -> str:
+    assert POLICY_DIR is not None, "main() writes the one-cluster policy first"
+    return str(POLICY_DIR)
 
 
 @dataclass
@@ -343,7 +355,7 @@ class Result:
 
 
 def replay(kubeconfig: str, at: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", REPLAY, kubeconfig, at, LEASE_NS], cwd=ROOT, env=ENV,
+    out = subprocess.run([sys.executable, "-c", REPLAY, kubeconfig, at, LEASE_NS, policy_dir()], cwd=ROOT, env=ENV,
                          capture_output=True, timeout=900)
     if out.returncode != 0:
         return {"error": out.stderr.decode(errors="replace").strip().splitlines()[-1:]}
@@ -577,20 +589,23 @@ def main(argv: list[str] | None = None) -> int:
 
     os.chdir(ROOT)
     benchlib.use_profile(args.nodes_profile)
-    policy = load_policy("policies")
+    policy = one_cluster_policy()  # the real programme as one cluster (tests/realpolicy.py)
     benchlib.check_generator(policy)
     benchlib.header("bench_daemon_rest: the daemon (`gpu-scheduler run`, its own process) at rest against the "
                     "sandbox API (its own process)")
     print(f"nodes: {benchlib.node_shape(policy)}")
     every = f"--reconcile-every {args.reconcile_every:g}" if args.reconcile_every else "the default periodic reconcile"
-    print(f"daemon: gpu-scheduler run --kubeconfig K --policy policies --start {args.at} --lease-namespace {LEASE_NS} "
-          f"--metrics-port 0{'' if args.quiet_log else ' -v'} ({every}); at rest for {args.rest:g} s, "
-          f"RSS every {args.sample:g} s", flush=True)
+    print(f"daemon: gpu-scheduler run --kubeconfig K --policy ONE-CLUSTER --start {args.at} "
+          f"--lease-namespace {LEASE_NS} --metrics-port 0{'' if args.quiet_log else ' -v'} ({every}); "
+          f"at rest for {args.rest:g} s, RSS every {args.sample:g} s", flush=True)
+    print("ONE-CLUSTER: the real programme as one cluster (tests/realpolicy.py: policies/ without its clusters "
+          "list and its pools' cluster), written into this run's temporary folder", flush=True)
 
     tmp = Path(args.keep_logs) if args.keep_logs else Path(tempfile.mkdtemp(prefix="gpu-scheduler-bench-rest-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    global ENV
+    global ENV, POLICY_DIR
     ENV = benchlib.child_env(tmp / "pycache")
+    POLICY_DIR = copy_one_cluster(tmp / "policies")
     subprocess.run([sys.executable, "-c", WARM], cwd=ROOT, env=ENV, check=True)
     started = time.monotonic()
     results = []

@@ -7,7 +7,11 @@ in-process against `json.loads` of the same bytes; and the start-up of `--help` 
 
 For each size it writes a synthetic `kubectl get nodes,namespaces -o json` file (a v1 List of GPU
 nodes of the chosen node-size profile, benchlib.py: typical about 5.7 KB a node, large 8.1 KiB;
-spread over the pools of the real policy in `policies/`, plus the consortia's namespaces). About
+spread over the pools of the real programme, plus the consortia's namespaces). The real programme
+spans several clusters and a cluster file is one cluster, so `plan`, `simulate` and the in-process
+children plan with the real programme as one cluster (tests/realpolicy.py: `policies/` without its
+`clusters:` list and its pools' `cluster:`, written into this run's temporary folder); `validate`
+reads `policies/` itself, since it plans on no cluster. About
 60% of the nodes are already owned (labelled `consortium=<team>`, `node-state=assigned`, tainted)
 by a team chosen at random among every consortium but one, so a plan at
 2026-03-01T00:00:00+09:00 keeps some nodes, drains many (eliminated and pending teams, teams above
@@ -56,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 from benchlib import ROOT, exponent, fmt_exp, median, verdict  # noqa: E402
 
-from scheduler.policy import load_policy  # noqa: E402
+from tests.realpolicy import copy_one_cluster, one_cluster_policy  # noqa: E402  (the real programme as one cluster)
 
 AT = "2026-03-01T00:00:00+09:00"
 SIM_FROM, SIM_TO = "2025-08-01", "2027-01-31"   # the real programme, end to end
@@ -65,6 +69,10 @@ MEMORY_TARGET = 0.5                          # plan peak RSS / json.load peak RS
 SIMULATE_TARGET_S = 3.0                      # simulate of the real programme on 10,000 nodes
 HELP_TARGET_S = 0.12                         # `gpu-scheduler --help`, whole process
 VALIDATE_TARGET_S = 0.3                      # `gpu-scheduler validate --policy policies`, whole process
+
+# The policy folder `plan`, `simulate` and the in-process children read: the real programme as one
+# cluster (tests/realpolicy.py), written into this run's temporary folder by main().
+POLICY_DIR: Path | None = None
 
 # kept for callers of the old module-level names
 write_cluster = benchlib.write_cluster
@@ -82,7 +90,7 @@ from scheduler.cli.render import plan_json
 t1 = time.perf_counter()
 gc.disable()  # as `gpu-scheduler plan` runs (scheduler.cli.main)
 keys = Keys()
-policy = load_policy("policies")
+policy = load_policy(sys.argv[3])  # the real programme as one cluster (tests/realpolicy.py)
 try:  # decode only the node labels planning reads, as `plan` and the daemon do (where the code can)
     from scheduler.planner.nodes import label_keys
     keys = keys.reading(label_keys(policy))
@@ -107,9 +115,9 @@ from scheduler.cli.commands import _instant
 from scheduler.cluster import Keys, decode_snapshot
 from scheduler.planner import plan
 from scheduler.policy import load_policy
-path, at, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, at, runs, policy_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 keys = Keys()
-policy = load_policy("policies")
+policy = load_policy(policy_dir)  # the real programme as one cluster (tests/realpolicy.py)
 try:  # decode only the node labels planning reads, as `plan` and the daemon do (where the code can)
     from scheduler.planner.nodes import label_keys
     keys = keys.reading(label_keys(policy))
@@ -152,9 +160,9 @@ def rss():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
 
-mode, kind, path, at = sys.argv[1:5]
+mode, kind, path, at, policy_dir = sys.argv[1:6]
 keys = Keys()
-policy = load_policy("policies")
+policy = load_policy(policy_dir)  # the real programme as one cluster (tests/realpolicy.py)
 try:  # decode only the node labels planning reads, as `plan` and the daemon do (where the code can)
     from scheduler.planner.nodes import label_keys
     keys = keys.reading(label_keys(policy))
@@ -240,8 +248,14 @@ def gpu_scheduler() -> list[str]:
     return [found] if found else [sys.executable, "-m", "scheduler"]
 
 
+def policy_dir() -> str:
+    """The real programme as one cluster (tests/realpolicy.py), as main() wrote it."""
+    assert POLICY_DIR is not None, "main() writes the one-cluster policy first"
+    return str(POLICY_DIR)
+
+
 def plan_argv(path: Path) -> list[str]:
-    return ["plan", "--policy", "policies", "--cluster", str(path), "--at", AT, "-o", "json"]
+    return ["plan", "--policy", policy_dir(), "--cluster", str(path), "--at", AT, "-o", "json"]
 
 
 def commands(path: Path) -> dict[str, list[str]]:
@@ -249,13 +263,14 @@ def commands(path: Path) -> dict[str, list[str]]:
     return {
         "json": [sys.executable, "-c", "import json,sys; json.load(open(sys.argv[1],'rb'))", str(path)],
         "plan": gs + plan_argv(path),
-        "simulate": gs + ["simulate", "--policy", "policies", "--cluster", str(path),
+        "simulate": gs + ["simulate", "--policy", policy_dir(), "--cluster", str(path),
                           "--from", SIM_FROM, "--to", SIM_TO, "-o", "json"],
     }
 
 
 def startup_commands() -> dict[str, list[str]]:
     gs = gpu_scheduler()
+    # validate plans on no cluster: it reads the real policies/ as they are
     return {"--help": gs + ["--help"], "validate": gs + ["validate", "--policy", "policies"]}
 
 
@@ -269,7 +284,7 @@ def simulate_plans(cmd: list[str]) -> int:
 
 def in_process(path: Path, runs: int) -> dict[str, list[float]]:
     with tempfile.TemporaryFile() as out:
-        measure([sys.executable, "-c", INPROCESS, str(path), AT, str(max(1, runs))], stdout=out)
+        measure([sys.executable, "-c", INPROCESS, str(path), AT, str(max(1, runs)), policy_dir()], stdout=out)
         out.seek(0)
         return json.load(out)
 
@@ -281,7 +296,7 @@ def retained(path: Path) -> dict[str, float]:
     for mode in ("live", "rss"):
         for kind in ("json.loads", "decode", "decode + plan()"):
             with tempfile.TemporaryFile() as out:
-                measure([sys.executable, "-c", RETAINED, mode, kind, str(path), AT], stdout=out)
+                measure([sys.executable, "-c", RETAINED, mode, kind, str(path), AT, policy_dir()], stdout=out)
                 out.seek(0)
                 got[kind + (" rss" if mode == "rss" else "")] = json.load(out)["mib"]
     return got
@@ -304,7 +319,7 @@ def plan_work(path: Path, owners: dict[str, str], cmd: list[str]) -> str:
 
 def phases(path: Path) -> dict[str, float]:
     with tempfile.TemporaryFile() as out:
-        measure([sys.executable, "-c", PHASES, str(path), AT], stdout=out)
+        measure([sys.executable, "-c", PHASES, str(path), AT, policy_dir()], stdout=out)
         out.seek(0)
         return json.load(out)
 
@@ -583,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="timed runs of `--help` and `validate` (default 5; 0: skip)")
     ap.add_argument("--no-inprocess", action="store_true",
                     help="skip the in-process decode / plan() against json.loads comparison")
-    ap.add_argument("--keep", metavar="DIR", help="write the cluster files here and keep them")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="write the cluster files (and the one-cluster policy) here and keep them")
     ap.add_argument("--no-baseline", action="store_true", help="skip the 0-node file (fixed start-up cost)")
     ap.add_argument("--profile", action="store_true",
                     help="also split plan into phases and cProfile it at every size")
@@ -593,20 +609,23 @@ def main(argv: list[str] | None = None) -> int:
     names = list(benchlib.PROFILES) if args.nodes_profile == "both" else [args.nodes_profile]
 
     os.chdir(ROOT)
-    policy = load_policy("policies")
+    policy = one_cluster_policy()  # the real programme as one cluster (tests/realpolicy.py)
     benchlib.use_profile(names[0])
     benchlib.header("bench_plan: the whole `gpu-scheduler plan` process against `json.load` of the same file",
                     names)
-    print(f"plan:     gpu-scheduler plan --policy policies --cluster FILE --at {AT} -o json >/dev/null")
-    print(f"simulate: gpu-scheduler simulate --policy policies --cluster FILE --from {SIM_FROM} --to {SIM_TO} "
+    print(f"plan:     gpu-scheduler plan --policy ONE-CLUSTER --cluster FILE --at {AT} -o json >/dev/null")
+    print(f"simulate: gpu-scheduler simulate --policy ONE-CLUSTER --cluster FILE --from {SIM_FROM} --to {SIM_TO} "
           f"-o json >/dev/null   (sizes <= {args.simulate_max}; the real programme)")
+    print("ONE-CLUSTER: the real programme as one cluster (tests/realpolicy.py: policies/ without its clusters "
+          "list and its pools' cluster), written into this run's temporary folder")
     print("floor:    python -c \"import json,sys; json.load(open(sys.argv[1],'rb'))\" FILE")
     print(f"each a fresh process; median of {args.runs} runs ({args.simulate_runs} for simulate); "
           f"peak = that process's max RSS (wait4)", flush=True)
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="gpu-scheduler-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    global ENV
+    global ENV, POLICY_DIR
+    POLICY_DIR = copy_one_cluster(tmp / "policies")
     ENV = benchlib.child_env(tmp / "pycache")
     started = time.perf_counter()
     measured: list[Measured] = []

@@ -5,17 +5,20 @@ a large synthetic cluster: the cold start, the steady state, and the real progra
                                                          [--nodes-profile typical|large] [--profile]
 
 The sandbox API server runs in a process of its own (as an API server would: it shares no GIL,
-heap or garbage collector with the daemon). Per size and run:
+heap or garbage collector with the daemon). The daemon's policy is the real programme as one
+cluster (tests/realpolicy.py: `policies/` without its `clusters:` list and its pools' `cluster:`,
+written into this run's temporary folder): the real programme spans several clusters, and here one
+daemon drives one API. Per size and run:
 
 1. **Sandbox load.** `SandboxServer.load_list` of the cluster (unowned synthetic GPU nodes as
    `bench_plan.py` makes them, of the `--nodes-profile` size, the consortia's namespaces and
    `gpu-scheduler`), timed on its own.
-2. **Cold start**: from `connect()` to the end of the first reconcile at 2026-01-14 23:50 KST
+2. **Cold start**: from `connect()` to the end of the first reconcile at 2026-01-15 17:50 KST
    (stage 1 in force) on that unlabelled cluster: read (4 lists) + plan + diff + writes. Every node
    a pool covers gets its `node-state` label, so this is the largest batch the daemon ever sends.
 3. **Steady state**: reconciles at the same instant; the API writes must be 0.
-4. **Round 1** (stage-2 start, 2026-01-15T00:00:00+09:00: NC AI winds down, LG and Upstage trade
-   half their H100 for B200): a `Daemon` with the `Watcher` that `gpu-scheduler run` starts
+4. **Round 1** (stage-2 start, 2026-01-15T18:00:00+09:00: Naver and NC AI wind down, LG and
+   Upstage trade half their H100 for B200): a `Daemon` with the `Watcher` that `gpu-scheduler run` starts
    (periodic reconcile every hour, so only the change-point job and the watch can act), on a
    real-time clock that reaches the stage start a few seconds after it starts. Measured: from the
    instant the programme clock reaches the stage start to the change-point reconcile starting, to
@@ -45,6 +48,7 @@ import cProfile
 import gc
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import threading
@@ -62,6 +66,7 @@ from benchlib import ROOT, SandboxProcess, exponent, fmt_exp, median, verdict  #
 
 import scheduler.daemon.reconciler as reconciler_module  # noqa: E402
 from tests.keys import KEYS  # noqa: E402
+from tests.realpolicy import copy_one_cluster  # noqa: E402  (the real programme as one cluster)
 from scheduler.actuator.watch import Watcher  # noqa: E402
 from scheduler.actuator.writer import Writer  # noqa: E402
 from scheduler.actuator.connect import connect  # noqa: E402
@@ -77,6 +82,9 @@ BEFORE = STAGE2 - timedelta(minutes=10)   # stage 1 in force: the cold start and
 AFTER = STAGE2 + timedelta(minutes=5)
 LEASE_NS = "gpu-scheduler"
 PREFIX = KEYS.prefix + "/"
+# The daemon's policy folder: the real programme as one cluster (tests/realpolicy.py), written into
+# this run's temporary folder by main().
+POLICY_DIR: Path | None = None
 
 
 # --------------------------------------------------------------------------- instruments
@@ -274,7 +282,8 @@ def one_run(n: int, data_path: Path, args, profiling: bool = False) -> Run:
         wall = Wall()
         t_start = time.monotonic()
         api = connect(sandbox.call("kubeconfig", str(tmp / "kubeconfig")))
-        source = PolicySource(ROOT / "policies")
+        assert POLICY_DIR is not None, "main() writes the one-cluster policy first"
+        source = PolicySource(POLICY_DIR)
         source.reload()
         policy = source.policy
         r = Reconciler(source, ClusterReader(api, KEYS), Clock(start=BEFORE, wall=wall), Metrics(), Writer(api))
@@ -523,15 +532,19 @@ def main(argv: list[str] | None = None) -> int:
 
     os.chdir(ROOT)
     REC.install()
-    source = PolicySource(ROOT / "policies")
+    tmp = Path(tempfile.mkdtemp(prefix="gpu-scheduler-bench-reconcile-"))
+    global POLICY_DIR
+    POLICY_DIR = copy_one_cluster(tmp / "policies")
+    source = PolicySource(POLICY_DIR)
     source.reload()
     benchlib.use_profile(args.nodes_profile)
     benchlib.check_generator(source.policy)
     benchlib.header("bench_reconcile: the daemon against the sandbox API (its own process) over HTTP")
-    print(f"nodes: {benchlib.node_shape(source.policy)}", flush=True)
+    print(f"nodes: {benchlib.node_shape(source.policy)}")
+    print("policy: the real programme as one cluster (tests/realpolicy.py: policies/ without its clusters list and "
+          "its pools' cluster)", flush=True)
     started = time.monotonic()
     meds: dict[int, dict[str, float]] = {}
-    tmp = Path(tempfile.mkdtemp(prefix="gpu-scheduler-bench-reconcile-"))
     for size in sizes:
         t0 = time.monotonic()
         path = tmp / f"cluster-{size}.json"
@@ -550,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"unprofiled)", flush=True)
             one_run(size, path, args, profiling=True)
         path.unlink()
-    tmp.rmdir()
+    shutil.rmtree(tmp, ignore_errors=True)  # the one-cluster policy (each cluster file is gone already)
     if len(meds) > 1:
         print("\ngrowth between sizes (exponent k in t ~ n^k, medians):")
         names = [("sandbox load", "load"), ("cold start", "cold start"), ("first read", "first read"),

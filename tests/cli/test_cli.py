@@ -9,8 +9,8 @@ import scheduler.planner  # noqa: F401  (imported before any frozen clock: pydan
 import scheduler.cli.render  # noqa: F401
 from scheduler.cli import main
 from scheduler.cluster.synthetic import builtin_cluster
-from scheduler.policy import load_policy
 from tests.keys import KEYS
+from tests.realpolicy import one_cluster_policy
 
 
 def run(capsys, *argv):
@@ -21,22 +21,30 @@ def run(capsys, *argv):
 
 @pytest.fixture(scope="module")
 def cluster_file(tmp_path_factory):
+    """The built-in cluster of the real programme as if it were one cluster (tests/realpolicy.py):
+    `--cluster FILE` is the way of a programme of one; test_clusters.py covers several."""
     path = tmp_path_factory.mktemp("cluster") / "cluster.json"
-    path.write_text(json.dumps(builtin_cluster(load_policy("policies"))))
+    path.write_text(json.dumps(builtin_cluster(one_cluster_policy())))
     return str(path)
 
 
-def test_plan_without_at_plans_for_now_in_the_programmes_timezone(capsys, cluster_file):
+@pytest.fixture
+def one(one_cluster_policies):
+    """--policy for the one-cluster rendition of the real programme."""
+    return ["--policy", str(one_cluster_policies)]
+
+
+def test_plan_without_at_plans_for_now_in_the_programmes_timezone(capsys, cluster_file, one):
     with freeze_time("2026-02-28T15:00:00Z", ignore=["hypothesis", "kubernetes"]):  # 2026-03-01 00:00 in Seoul
-        code, now_out, _ = run(capsys, "plan", "--cluster", cluster_file, "-o", "json")
+        code, now_out, _ = run(capsys, "plan", *one, "--cluster", cluster_file, "-o", "json")
     assert code == 0
-    code, at_out, _ = run(capsys, "plan", "--cluster", cluster_file, "--at", "2026-03-01", "-o", "json")
+    code, at_out, _ = run(capsys, "plan", *one, "--cluster", cluster_file, "--at", "2026-03-01", "-o", "json")
     assert json.loads(now_out) == json.loads(at_out)
     assert json.loads(at_out)["at"] == "2026-03-01T00:00:00+09:00"
 
 
-def test_plan_json_follows_the_design_contract(capsys, cluster_file):
-    _, out, _ = run(capsys, "plan", "--cluster", cluster_file, "--at", "2026-03-01T00:00:00+09:00", "-o", "json")
+def test_plan_json_follows_the_design_contract(capsys, cluster_file, one):
+    _, out, _ = run(capsys, "plan", *one, "--cluster", cluster_file, "--at", "2026-03-01T00:00:00+09:00", "-o", "json")
     doc = json.loads(out)
     assert set(doc) >= {"at", "stage", "decision_pending", "policy_sha256", "consortia", "pools", "actions"}
     lg = next(c for c in doc["consortia"] if c["name"] == "lg")
@@ -50,31 +58,31 @@ def test_plan_json_follows_the_design_contract(capsys, cluster_file):
     assert [c["name"] for c in doc["consortia"]] == sorted(c["name"] for c in doc["consortia"])
 
 
-def test_plan_table_is_for_people(capsys, cluster_file):
-    code, out, _ = run(capsys, "plan", "--cluster", cluster_file, "--at", "2026-08-02", "-o", "table")
+def test_plan_table_is_for_people(capsys, cluster_file, one):
+    code, out, _ = run(capsys, "plan", *one, "--cluster", cluster_file, "--at", "2026-08-02", "-o", "table")
     assert code == 0
     assert "decision pending: stage-3" in out
     assert "CONSORTIUM" in out and "POOL" in out and "Actions:" in out
 
 
-def test_plan_reads_a_node_list_from_stdin(capsys, monkeypatch, cluster_file):
+def test_plan_reads_a_node_list_from_stdin(capsys, monkeypatch, cluster_file, one):
     import io
     nodes = {"apiVersion": "v1", "kind": "NodeList",
              "items": [i for i in json.load(open(cluster_file))["items"] if i["kind"] == "Node"][:10]}
     for item in nodes["items"]:
         del item["kind"]
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(json.dumps(nodes).encode())))
-    code, out, _ = run(capsys, "plan", "--cluster", "-", "--at", "2025-09-01", "-o", "json")
+    code, out, _ = run(capsys, "plan", *one, "--cluster", "-", "--at", "2025-09-01", "-o", "json")
     assert code == 0
     assert sum(len(c["nodes"]) for c in json.loads(out)["consortia"]) == 10
 
 
-def test_a_bad_cluster_file_is_a_clear_error(capsys, tmp_path):
+def test_a_bad_cluster_file_is_a_clear_error(capsys, tmp_path, one):
     bad = tmp_path / "c.json"
     bad.write_text('{"kind": "ConfigMap"}')
-    code, _, err = run(capsys, "plan", "--cluster", str(bad), "--at", "2026-03-01")
+    code, _, err = run(capsys, "plan", *one, "--cluster", str(bad), "--at", "2026-03-01")
     assert code == 2 and "c.json" in err and "ConfigMap" in err
-    code, _, err = run(capsys, "plan", "--cluster", str(tmp_path / "missing.json"), "--at", "2026-03-01")
+    code, _, err = run(capsys, "plan", *one, "--cluster", str(tmp_path / "missing.json"), "--at", "2026-03-01")
     assert code == 2 and "missing.json" in err
 
 
@@ -84,26 +92,26 @@ def test_a_bad_policy_stops_plan_with_the_errors(capsys, tmp_path, cluster_file)
     assert code == 1 and "p.yaml:" in err
 
 
-def test_plan_and_status_read_a_live_cluster_over_the_api(capsys, tmp_path, cluster_file):
+def test_plan_and_status_read_a_live_cluster_over_the_api(capsys, tmp_path, cluster_file, one):
     from scheduler.sandbox import SandboxServer
 
     with SandboxServer(port=0) as server:
         server.load_list(open(cluster_file, "rb").read())
         kubeconfig = str(server.write_kubeconfig(tmp_path / "kubeconfig"))
-        code, live, _ = run(capsys, "plan", "--kubeconfig", kubeconfig, "--at", "2026-03-01", "-o", "json")
-        _, offline, _ = run(capsys, "plan", "--cluster", cluster_file, "--at", "2026-03-01", "-o", "json")
+        code, live, _ = run(capsys, "plan", *one, "--kubeconfig", kubeconfig, "--at", "2026-03-01", "-o", "json")
+        _, offline, _ = run(capsys, "plan", *one, "--cluster", cluster_file, "--at", "2026-03-01", "-o", "json")
         assert code == 0 and json.loads(live) == json.loads(offline)
         code, out, _ = run(capsys, "status", "--kubeconfig", kubeconfig, "-o", "json")
         assert code == 0 and json.loads(out) == []  # nothing written yet: no namespace carries our labels
 
 
-def test_an_unreachable_cluster_is_a_clear_error(capsys, tmp_path):
-    code, _, err = run(capsys, "plan", "--kubeconfig", str(tmp_path / "missing"), "--at", "2026-03-01")
+def test_an_unreachable_cluster_is_a_clear_error(capsys, tmp_path, one):
+    code, _, err = run(capsys, "plan", *one, "--kubeconfig", str(tmp_path / "missing"), "--at", "2026-03-01")
     assert code == 2 and "cannot read the cluster" in err
 
 
-def test_simulate_prints_one_plan_per_change_point(capsys, cluster_file):
-    code, out, _ = run(capsys, "simulate", "--cluster", cluster_file, "--from", "2026-01-14",
+def test_simulate_prints_one_plan_per_change_point(capsys, cluster_file, one):
+    code, out, _ = run(capsys, "simulate", *one, "--cluster", cluster_file, "--from", "2026-01-14",
                        "--to", "2026-02-21", "-o", "json")
     assert code == 0
     steps = json.loads(out)
@@ -119,8 +127,8 @@ def test_simulate_prints_one_plan_per_change_point(capsys, cluster_file):
     assert last["ncai"]["status"] == "eliminated" and last["ncai"]["nodes"] == [] and last["ncai"]["draining_nodes"] == []
 
 
-def test_simulate_steps_add_regular_plans(capsys, cluster_file):
-    _, out, _ = run(capsys, "simulate", "--cluster", cluster_file, "--from", "2025-09-01", "--to", "2025-09-04",
+def test_simulate_steps_add_regular_plans(capsys, cluster_file, one):
+    _, out, _ = run(capsys, "simulate", *one, "--cluster", cluster_file, "--from", "2025-09-01", "--to", "2025-09-04",
                     "--step", "1d", "-o", "json")
     assert [s["at"][:10] for s in json.loads(out)] == ["2025-09-01", "2025-09-02", "2025-09-03", "2025-09-04"]
 
@@ -143,7 +151,7 @@ def test_status_reads_what_the_scheduler_wrote_on_the_namespaces(capsys, tmp_pat
 
     from tests.builders import t
 
-    policy = load_policy("policies")
+    policy = one_cluster_policy()
     cluster = builtin_cluster(policy)
     _, after = settle(policy, decode_snapshot(dumps(cluster), KEYS), t("2026-03-01 00:00"), KEYS)
     # write the settled namespaces and quotas back as kubectl would print them

@@ -26,6 +26,7 @@ import pytest
 from scheduler.cli import main
 from scheduler.cli.timeline import instant, short_of, summary_rows, timeline_series
 from scheduler.policy import load_policy
+from tests.builders import program_yaml, stage_yaml
 
 KOREAN_NAME = "엘지 AI 연구원"
 
@@ -82,16 +83,21 @@ def svg_texts(path: Path) -> tuple[ElementTree.Element, list[str]]:
 
 
 def korean_policy(tmp_path: Path) -> Path:
-    """policies/ with the first consortium's displayName in Korean."""
+    """policies/ with the first consortium's displayName in Korean (not a cluster's: `clusters`
+    may come first)."""
     folder = tmp_path / "policies"
     shutil.copytree("policies", folder)
     for path in sorted(folder.glob("*.yaml")):
         text = path.read_text(encoding="utf-8")
-        edited, n = re.subn(r"(?m)^(\s+displayName:).*$", rf"\g<1> {KOREAN_NAME}", text, count=1)
+        section = re.search(r"(?m)^\s+consortia:.*$", text)
+        if section is None:
+            continue
+        head, tail = text[:section.end()], text[section.end():]
+        edited, n = re.subn(r"(?m)^(\s+displayName:).*$", rf"\g<1> {KOREAN_NAME}", tail, count=1)
         if n:
-            path.write_text(edited, encoding="utf-8")
+            path.write_text(head + edited, encoding="utf-8")
             return folder
-    pytest.fail("no displayName in policies/ to edit")
+    pytest.fail("no consortium's displayName in policies/ to edit")
 
 
 # --- the series behind the picture ----------------------------------------------------------------
@@ -237,6 +243,142 @@ def test_korean_display_names_render_with_a_font_that_has_hangul(capsys, tmp_pat
     keep(png)
     _, texts = svg_texts(svg)
     assert KOREAN_NAME in texts
+
+
+# --- a programme of several clusters: --by-cluster -------------------------------------------------
+
+CLUSTERS = "[{name: kakao, provider: Kakao}, {name: nhn, displayName: NHN Cloud, provider: NHN Cloud}]"
+CLUSTER_POOLS = (  # nhn's B200 fit one team; the second stage's 400 B200 do not, and are split
+    "{name: nhn-b200, gpuModel: B200, cluster: nhn, nodeSelector: {pool: b200}, topologyKey: block, "
+    "size: {nodes: 40, gpusPerNode: 8}}",
+    "{name: kakao-b200, gpuModel: B200, cluster: kakao, nodeSelector: {pool: b200}, topologyKey: block, "
+    "size: {nodes: 20, gpusPerNode: 8}}",
+    "{name: kakao-h100, gpuModel: H100, cluster: kakao, nodeSelector: {pool: h100}, topologyKey: block, "
+    "size: {nodes: 40, gpusPerNode: 8}, availableFrom: 2026-02-01T00:00:00+09:00}",
+)
+CLUSTER_SPAN = ("2025-12-28", "2026-04-01")
+
+
+def policy_folder(folder: Path, **program_kw) -> Path:
+    """A programme of three teams and two stages (the second cuts b), written as a policy folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "program.yaml").write_text(program_yaml(**program_kw), encoding="utf-8")
+    stages = (
+        stage_yaml("s1", "2026-01-01T00:00:00+09:00", "[a, b, c]", "{a: {B200: 320}, b: {B200: 128}, c: {units: 200}}"),
+        stage_yaml("s2", "2026-03-01T00:00:00+09:00", "[a, c]", "{a: {B200: 400}, c: {H100: 256}}"),
+    )
+    (folder / "stages.yaml").write_text("---\n".join(stages), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def two_clusters(tmp_path_factory):
+    return policy_folder(tmp_path_factory.mktemp("two-clusters"), pools=CLUSTER_POOLS, clusters=CLUSTERS)
+
+
+@pytest.fixture(scope="module")
+def one_cluster(tmp_path_factory):
+    return policy_folder(tmp_path_factory.mktemp("one-cluster"))  # no `clusters`: the one named "default"
+
+
+def picture_data(capsys, monkeypatch, tmp_path, *argv):
+    """The TimelineData `simulate ... -o png=FILE` draws."""
+    import scheduler.cli.picture as picture
+
+    drawn = {}
+    monkeypatch.setattr(picture, "write", lambda data, fmt, path, size: drawn.update(data=data))
+    code, _, err = run(capsys, "simulate", *argv, "-o", f"png={tmp_path / 'x.png'}")
+    assert code == 0, err
+    return drawn["data"]
+
+
+def panels(root: ElementTree.Element) -> int:
+    """The picture's panels: its axes (matplotlib's <g id="axes_N">) but the strip of labels."""
+    axes = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if re.fullmatch(r"axes_\d+", g.get("id", ""))]
+    return len(axes) - 1
+
+
+def test_by_cluster_series_add_up_to_the_whole_programmes_at_every_step(capsys, monkeypatch, tmp_path, two_clusters):
+    policy = load_policy(str(two_clusters))
+    argv = ("--policy", str(two_clusters), "--from", CLUSTER_SPAN[0], "--to", CLUSTER_SPAN[1])
+    data = picture_data(capsys, monkeypatch, tmp_path, *argv, "--by-cluster")
+    plain = picture_data(capsys, monkeypatch, tmp_path, *argv)
+    docs = simulate_json(capsys, *argv)
+
+    assert data.by_cluster and not plain.by_cluster
+    assert data.clusters == policy.cluster_names == ["kakao", "nhn"]
+    # the whole programme's series are the same with the flag as without
+    assert (data.times, data.teams, data.held_gpus, data.held_units) == \
+        (plain.times, plain.teams, plain.held_gpus, plain.held_units)
+    assert (data.capacity_gpus, data.free_gpus, data.events) == (plain.capacity_gpus, plain.free_gpus, plain.events)
+    for i, doc in enumerate(docs):
+        for c in doc["consortia"]:
+            for k in data.clusters:
+                assert data.cluster_held_gpus[k][c["name"]][i] == sum(c["clusters"].get(k, {}).values())
+            assert sum(data.cluster_held_gpus[k][c["name"]][i] for k in data.clusters) == data.held_gpus[c["name"]][i]
+        for k in data.clusters:
+            pools = [p for p in doc["pools"] if p["cluster"] == k]
+            assert data.cluster_open_gpus(k)[i] == sum(p["capacity_gpus"] for p in pools if p["available"])
+            assert data.cluster_idle_gpus(k)[i] == sum(p["free_gpus"] for p in pools)
+        assert sum(data.cluster_open_gpus(k)[i] for k in data.clusters) == data.open_gpus[i]
+        assert sum(data.cluster_idle_gpus(k)[i] for k in data.clusters) == data.idle_gpus[i]
+    # not vacuous: both clusters hold GPUs, and a team is split across them at some step
+    for k in data.clusters:
+        assert any(any(series) for series in data.cluster_held_gpus[k].values()), k
+    assert any(all(data.cluster_held_gpus[k]["a"][i] for k in data.clusters) for i in range(len(docs)))
+
+
+def test_by_cluster_draws_one_panel_per_cluster_titled_by_its_name(capsys, tmp_path, two_clusters):
+    policy = load_policy(str(two_clusters))
+    argv = ("--policy", str(two_clusters), "--from", CLUSTER_SPAN[0], "--to", CLUSTER_SPAN[1])
+    svg, png = tmp_path / "timeline-by-cluster.svg", tmp_path / "timeline-by-cluster.png"
+    code, _, err = run(capsys, "simulate", *argv, "-o", f"svg={svg}", "--by-cluster", "--size", "1200x700")
+    assert code == 0, err
+    root, texts = svg_texts(svg)
+    assert (root.get("width"), root.get("height")) == ("1200", "700")
+    assert panels(root) == len(policy.clusters) == 2
+    # each panel titled by the cluster's displayName and name, or its name, and its provider
+    assert "NHN Cloud (nhn)" in texts and "kakao · Kakao" in texts
+    shown = "\n".join(texts)
+    for consortium in policy.consortia:
+        assert (consortium.displayName or consortium.name) in shown
+
+    code, _, err = run(capsys, "simulate", *argv, "-o", f"png={png}", "--by-cluster", "--size", "1280x720")
+    assert code == 0, err
+    keep(png)
+    kind, ihdr = png_chunks(png.read_bytes())[0]
+    assert kind == b"IHDR" and struct.unpack(">II", ihdr[:8]) == (1280, 720)
+
+    plain = tmp_path / "timeline-plain.svg"
+    code, _, err = run(capsys, "simulate", *argv, "-o", f"svg={plain}")
+    assert code == 0, err
+    root, texts = svg_texts(plain)
+    assert panels(root) == 2 and "NHN Cloud (nhn)" not in texts  # GPUs and units, as without clusters
+
+
+def test_by_cluster_on_a_programme_of_one_cluster_draws_one_panel(capsys, monkeypatch, tmp_path, one_cluster):
+    argv = ("--policy", str(one_cluster), "--from", CLUSTER_SPAN[0], "--to", CLUSTER_SPAN[1])
+    data = picture_data(capsys, monkeypatch, tmp_path, *argv, "--by-cluster")
+    assert data.clusters == ["default"]
+    assert data.cluster_held_gpus["default"] == data.held_gpus and any(any(v) for v in data.held_gpus.values())
+    assert data.cluster_open_gpus("default") == data.open_gpus
+    assert data.cluster_idle_gpus("default") == data.idle_gpus
+    monkeypatch.undo()
+
+    svg = tmp_path / "timeline-one-cluster.svg"
+    code, _, err = run(capsys, "simulate", *argv, "-o", f"svg={svg}", "--by-cluster")
+    assert code == 0, err
+    root, texts = svg_texts(svg)
+    assert panels(root) == 1 and "default" in texts
+
+
+def test_by_cluster_goes_with_a_picture_and_leaves_the_json_as_it_was(capsys, two_clusters):
+    argv = ("--policy", str(two_clusters), "--from", CLUSTER_SPAN[0], "--to", CLUSTER_SPAN[1])
+    for output in ("json", "table"):
+        code, _, err = run(capsys, "simulate", *argv, "-o", output, "--by-cluster")
+        assert code == 2 and "--by-cluster" in err
+    code, _, err = run(capsys, "simulate", *argv, "-o", "json", "--summary", "--by-cluster")
+    assert code == 2 and "--by-cluster" in err
 
 
 # --- the summary -----------------------------------------------------------------------------------

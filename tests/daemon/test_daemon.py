@@ -22,6 +22,7 @@ from scheduler.sandbox import SandboxServer
 
 from tests.builders import t
 from tests.keys import KEYS
+from tests.realpolicy import copy_one_cluster
 from scheduler.actuator.watch import ClusterReader
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ class Wall:
 
 @pytest.fixture
 def world(tmp_path):
-    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    copy_one_cluster(tmp_path / "policies")  # the real programme, as one cluster (tests/realpolicy.py)
     server = SandboxServer(port=0, seed=1).start()
     server.load_list(builtin_cluster(load_policy(tmp_path / "policies")))
     server.load_list({"apiVersion": "v1", "kind": "List", "items": [
@@ -371,7 +372,9 @@ def test_under_another_label_prefix_a_round_lands_and_then_writes_nothing(world)
                                                     "resources": {"limits": {"nvidia.com/gpu": "8"}}}]},
          "status": {"phase": "Running"}}
         for c in r.last.plan.consortia for name in c.nodes]})
-    wall.now += 37 * 3600  # 2026-01-16 12:00: round 1 decided, NC AI winding down
+    # 2026-01-15 19:00: round 1 decided an hour ago, NC AI's nodes draining (the drains count from
+    # the cut at 18:00 and last 2 h, however late the daemon sees the cut)
+    wall.now += 20 * 3600
     settle()
     draining = [n["metadata"] for n in server.list("nodes") if n["metadata"]["labels"].get(keys.node_state) == "draining"]
     assert draining, "no node drains at this instant: the test would prove nothing"

@@ -15,6 +15,7 @@ from scheduler.policy import load_policy
 
 from tests.builders import t
 from tests.keys import KEYS
+from tests.realpolicy import one_cluster_dir, one_cluster_policy  # the real programme as one cluster
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_readyz_waits_for_synced_caches_and_a_policy(served):
 
 def test_metrics_expose_the_latest_plan_and_drop_what_disappeared(served):
     metrics, _, base = served
-    policy = load_policy("policies")
+    policy = one_cluster_policy()
     snap = decode_snapshot(dumps(builtin_cluster(policy)), KEYS)
     metrics.observe_plan(plan(policy, snap, t("2026-03-01 00:00"), KEYS))
     metrics.reconcile_total.labels("success").inc()

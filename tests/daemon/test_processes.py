@@ -21,6 +21,7 @@ from scheduler.policy import load_policy
 from scheduler.sandbox import SandboxServer
 from tests.keys import KEYS
 from scheduler.actuator.watch import ClusterReader
+from tests.realpolicy import one_cluster_dir, one_cluster_policy  # the real programme as one cluster
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "gpu-scheduler.sovereign-ai.kr/"
@@ -29,7 +30,7 @@ PREFIX = "gpu-scheduler.sovereign-ai.kr/"
 @pytest.fixture
 def sandbox(tmp_path):
     server = SandboxServer(port=0, seed=5).start()
-    server.load_list(builtin_cluster(load_policy(REPO / "policies")))
+    server.load_list(builtin_cluster(one_cluster_policy()))
     server.load_list({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-scheduler"}}]})
     kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
@@ -44,7 +45,7 @@ class Replica:
         self.log = log
         self.out = open(log, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli", "run", "--policy", str(REPO / "policies"),
+            [sys.executable, "-m", "scheduler.cli", "run", "--policy", str(one_cluster_dir()),
              "--kubeconfig", str(kubeconfig), "--metrics-port", "0", "--reconcile-every", "1",
              "--start", start, "--time-scale", "1", "--lease-namespace", "gpu-scheduler"],
             stdout=self.out, stderr=subprocess.STDOUT, cwd=REPO)
@@ -105,7 +106,7 @@ def settle_stage_one(server, kubeconfig: Path) -> None:
     from scheduler.daemon.metrics import Metrics
 
     api = connect(str(kubeconfig))
-    source = PolicySource(REPO / "policies")
+    source = PolicySource(one_cluster_dir())
     source.reload()
     start = datetime.fromisoformat("2026-01-14T12:00:00+09:00")
     outcome = Reconciler(source, ClusterReader(api, KEYS), Clock(start=start, wall=lambda: 0.0), Metrics(), Writer(api)).reconcile()
@@ -182,13 +183,14 @@ def test_out_of_cluster_with_no_flags_it_leads_in_the_context_namespace_and_land
     """The common first run: a kubeconfig whose context namespace is `default`, no
     `gpu-scheduler` namespace anywhere, no flags. The Lease goes where kubectl would look."""
     with SandboxServer(port=0, seed=5) as server:
-        server.load_list(builtin_cluster(load_policy(REPO / "policies")))
+        server.load_list(builtin_cluster(one_cluster_policy()))
         assert server.get("namespaces", "gpu-scheduler") is None
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")  # context namespace: default
         log = tmp_path / "run.log"
         with open(log, "w") as out:
             proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "run", "--kubeconfig", str(kubeconfig),
-                                     "--metrics-port", "0"], stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+                                     "--policy", str(one_cluster_dir()), "--metrics-port", "0"],
+                                    stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
             try:
                 wait_until(lambda: (server.get("leases", "gpu-scheduler-leader", "default") or {})
                            .get("spec", {}).get("holderIdentity"), what="a leader in namespace default")
@@ -224,6 +226,7 @@ def test_a_metrics_port_in_use_stops_run_at_once_with_one_line(sandbox, tmp_path
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", "--kubeconfig", str(kubeconfig),
+                               "--policy", str(one_cluster_dir()),
                                "--lease-namespace", "gpu-scheduler", "--metrics-port", str(port)],
                               capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 2, done.stderr

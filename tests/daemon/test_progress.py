@@ -9,8 +9,9 @@ from scheduler.planner.simulate import settle
 from scheduler.policy import load_policy
 from tests.builders import t
 from tests.keys import KEYS
+from tests.realpolicy import one_cluster_dir, one_cluster_policy  # the real programme as one cluster
 
-POLICY = load_policy(Path(__file__).resolve().parents[2] / "policies")
+POLICY = one_cluster_policy()
 
 
 def planned(at: str):

@@ -27,7 +27,9 @@ AGENT_SOURCE = SOURCE / "telemetry"
 NOT_A_CLIENT = SOURCE / "sandbox"
 
 # role: "controller" (ClusterRole <fullname>-controller), "leader-election" (Role in the release
-# namespace, bound to the controller's ServiceAccount), "agent" (ClusterRole <fullname>-agent)
+# namespace, bound to the controller's ServiceAccount), "agent" (ClusterRole <fullname>-agent),
+# "create-namespaces" (the controller's ClusterRole, only with `createNamespaces: true`; see
+# tests/helm/test_multicluster.py)
 # (role, apiGroup, resource, verb, client call)
 RBAC = [
     # cluster/kube.py read_snapshot (_LISTS): every reconcile lists the nodes; plan/status --in-cluster too
@@ -62,6 +64,8 @@ RBAC = [
     ("controller", "", "events", "create", "create_namespaced_event"),
     # cluster/kube.py Writer._event_exists: a create answered 409 reads the Event back
     ("controller", "", "events", "get", "read_namespaced_event"),
+    # actuator/writer.py Writer._send: `run --create-namespaces` makes a namespace a team needs in a cluster
+    ("create-namespaces", "", "namespaces", "create", "create_namespace"),
     # daemon/leader.py try_acquire_or_renew and stop: every replica reads the Lease
     ("leader-election", "coordination.k8s.io", "leases", "get", "read_namespaced_lease"),
     # daemon/leader.py try_acquire_or_renew: the first replica creates it (404 on read)
@@ -133,7 +137,7 @@ def test_the_scan_finds_client_calls_however_they_are_written(tmp_path):
     assert sorted(calls_in([code])) == ["delete_namespaced_pod", "patch_namespaced_lease", "read_namespaced_config_map"]
 
 
-@pytest.mark.parametrize("component, roles", [("controller", ("controller", "leader-election")),
+@pytest.mark.parametrize("component, roles", [("controller", ("controller", "leader-election", "create-namespaces")),
                                               ("agent", ("agent",))])
 def test_every_client_call_in_the_code_has_its_rbac_rule(component, roles):
     calls = calls_in(sources(component))
@@ -143,7 +147,7 @@ def test_every_client_call_in_the_code_has_its_rbac_rule(component, roles):
                          f"RBAC here and the rule to templates/rbac.yaml: {missing}")
 
 
-@pytest.mark.parametrize("component, roles", [("controller", ("controller", "leader-election")),
+@pytest.mark.parametrize("component, roles", [("controller", ("controller", "leader-election", "create-namespaces")),
                                               ("agent", ("agent",))])
 def test_every_rbac_rule_is_used_by_the_code(component, roles):
     files = sources(component)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from scheduler.cluster import GpuPod, decode_snapshot
 from scheduler.cluster.synthetic import builtin_cluster, dumps
 from scheduler.daemon.metrics import Metrics
 from scheduler.planner import plan
+from scheduler.planner.model import MissingNamespace
 from scheduler.planner.simulate import settle
 from scheduler.policy import load_policy
 from scheduler.telemetry.agent import Agent, AgentConfig, PrintPublisher
@@ -28,6 +30,7 @@ from tests.monitoring.files import REPO
 from tests.monitoring.metrics_doc import METRICS_MD, documented_metrics
 from tests.monitoring.promql import metric_names
 from tests.keys import KEYS
+from tests.realpolicy import one_cluster_dir, one_cluster_policy  # the real programme as one cluster
 
 HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
 
@@ -54,8 +57,9 @@ def exported_families(metrics: Metrics) -> dict[str, tuple[str, frozenset[str]]]
 @pytest.fixture(scope="module")
 def controller_metrics() -> Metrics:
     """A registry fed as the daemon feeds it: the real programme as its leases end, the moment the
-    leased nodes drain and LG and Upstage fall short of H100 (so every plan gauge has series)."""
-    policy = load_policy("policies")
+    leased nodes drain and LG and Upstage fall short of H100 (so every plan gauge has series), with
+    one namespace missing."""
+    policy = one_cluster_policy()
     snapshot = decode_snapshot(dumps(builtin_cluster(policy)), KEYS)
     before, held = settle(policy, snapshot, t("2026-06-30 21:00"), KEYS)
     intruder = GpuPod("default", "intruder", before.consortium("lg").nodes[0], 8)  # tolerates lg's taint
@@ -64,6 +68,12 @@ def controller_metrics() -> Metrics:
     assert round_1.foreign_pods, "the fixture needs a foreign pod"
     assert any(c.draining_nodes for c in round_1.consortia), "the fixture needs drains in progress"
     assert any(c.short for c in round_1.consortia), "the fixture needs a team short of its quota"
+    assert round_1.clusters and all(p.cluster for p in round_1.pools), "the fixture needs the plan's clusters"
+    assert any(c.clusters for c in round_1.consortia), "the fixture needs GPUs held per cluster"
+    # a missing namespace is possible only in a programme of several clusters, which the real one
+    # is not: one by hand (tests/monitoring/test_cluster_metrics.py plans one for real)
+    lg_ns = policy.consortium("lg").namespaces[0]
+    round_1 = replace(round_1, missing_namespaces=[MissingNamespace("default", "lg", lg_ns, 512)])
     metrics = Metrics()
     metrics.observe_plan(round_1)
     metrics.set_policy(policy.sha256, True)

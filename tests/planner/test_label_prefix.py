@@ -17,9 +17,10 @@ from scheduler.planner import plan
 from scheduler.planner.simulate import settle, simulate
 from scheduler.policy import load_policy
 from tests.builders import t
+from tests.realpolicy import one_cluster_dir, one_cluster_policy  # the real programme as one cluster
 
 REPO = Path(__file__).resolve().parents[2]
-POLICY = load_policy(REPO / "policies")
+POLICY = one_cluster_policy()
 DEFAULT, OTHER = Keys(), Keys("example.com")
 START, END = t("2025-08-01 00:00"), t("2027-01-31 00:00")
 

@@ -39,6 +39,7 @@ from scheduler.actuator.retry import ApiFailure
 from scheduler.daemon.reconciler import Outcome
 from scheduler.planner import Plan
 from scheduler.policy import load_policy
+from tests.realpolicy import copy_one_cluster
 from scheduler.sandbox import Faults, SandboxServer
 
 from tests.soak import faults as soak_faults
@@ -97,8 +98,9 @@ class Soak:
         self.tally = Tally()
         self.good_dir = tmp / "reference-policies"
         self.policy_dir = tmp / "policies"
-        shutil.copytree(REPO / "policies", self.good_dir)
-        shutil.copytree(REPO / "policies", self.policy_dir)
+        # the real programme as one cluster (tests/realpolicy.py): the soak drives one API server
+        copy_one_cluster(self.good_dir)
+        copy_one_cluster(self.policy_dir)
         self.policy = load_policy(self.good_dir)
         self.namespaces = sorted(ns for c in self.policy.consortia for ns in c.namespaces)
         cluster = soak_cluster(self.policy, config.scale)

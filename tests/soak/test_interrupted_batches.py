@@ -27,8 +27,9 @@ from tests.soak.cluster import soak_cluster
 from tests.soak.process import DaemonProcess, Killed, ProgrammeWall
 from tests.soak.soak import REPO
 from tests.keys import KEYS
+from tests.realpolicy import one_cluster_dir, one_cluster_policy  # the real programme as one cluster
 
-POLICY = load_policy(REPO / "policies")
+POLICY = one_cluster_policy()
 NAMESPACES = sorted(ns for c in POLICY.consortia for ns in c.namespaces)
 STAGE_ONE = "2025-08-04T00:00:00+09:00"     # three units teams share a short fleet
 GOV_POOLS_OPEN = "2026-07-01T00:00:00+09:00"  # the leases end; lg, upstage, skt share gov-b200
@@ -74,7 +75,7 @@ def test_a_daemon_killed_mid_batch_at_stage_one_and_restarted_ends_where_an_unin
             wall = ProgrammeWall(datetime.fromisoformat(STAGE_ONE).timestamp())
 
             def process():
-                return DaemonProcess(kubeconfig, REPO / "policies", wall, seed=1, writes=Counter(), retries=Counter())
+                return DaemonProcess(kubeconfig, one_cluster_dir(), wall, seed=1, writes=Counter(), retries=Counter())
 
             proc = process()
             if kill_after is not None:
