@@ -1,6 +1,7 @@
 """Controller metrics (the contract in docs/metrics.md), on a registry of their own so tests and the daemon
-never share state. Per-consortium and per-pool gauges are rebuilt from each plan, so a
-consortium or pool that disappears from the policy disappears from /metrics too."""
+never share state. Per-consortium, per-pool and per-cluster gauges are rebuilt from each plan, so a
+consortium, pool or cluster that disappears from the policy (or a missing namespace that appears)
+disappears from /metrics too."""
 
 from __future__ import annotations
 
@@ -72,13 +73,34 @@ class _PlanCollector:
                 f"{PREFIX}_consortium_status", "1 for the consortium's current status", labels=["consortium", "status"]
             ),
             "capacity": GaugeMetricFamily(
-                f"{PREFIX}_pool_capacity_gpus", "Allocatable GPUs of the pool's nodes", labels=["pool", "gpu_model"]
+                f"{PREFIX}_pool_capacity_gpus",
+                "Allocatable GPUs of the pool's nodes",
+                labels=["pool", "gpu_model", "cluster"],
             ),
             "healthy": GaugeMetricFamily(
-                f"{PREFIX}_pool_healthy_gpus", "Healthy GPUs on Ready nodes of the pool", labels=["pool", "gpu_model"]
+                f"{PREFIX}_pool_healthy_gpus",
+                "Healthy GPUs on Ready nodes of the pool",
+                labels=["pool", "gpu_model", "cluster"],
             ),
             "free": GaugeMetricFamily(
-                f"{PREFIX}_pool_free_gpus", "Healthy GPUs on usable nodes nobody holds", labels=["pool", "gpu_model"]
+                f"{PREFIX}_pool_free_gpus",
+                "Healthy GPUs on usable nodes nobody holds",
+                labels=["pool", "gpu_model", "cluster"],
+            ),
+            "cluster_up": GaugeMetricFamily(
+                f"{PREFIX}_cluster_up",
+                "1 while the cluster's API answers and its watch is fresh; 0 while it is frozen",
+                labels=["cluster"],
+            ),
+            "cluster_allocated": GaugeMetricFamily(
+                f"{PREFIX}_cluster_allocated_gpus",
+                "GPUs on the consortium's assigned, non-draining nodes in the cluster",
+                labels=["cluster", "consortium", "gpu_model"],
+            ),
+            "namespace_missing": GaugeMetricFamily(
+                f"{PREFIX}_namespace_missing",
+                "1 for a namespace of the consortium that does not exist in a cluster where the consortium holds GPUs",
+                labels=["cluster", "consortium", "namespace"],
             ),
             "stage": GaugeMetricFamily(f"{PREFIX}_stage_info", "The stage in force (1)", labels=["stage"]),
             "pending": GaugeMetricFamily(
@@ -102,10 +124,17 @@ class _PlanCollector:
                 fams["draining"].add_metric([c.name], len(c.draining_nodes))
                 for s in STATUSES:
                     fams["status"].add_metric([c.name, s], 1 if c.status == s else 0)
+                for cluster, per_model in sorted(c.clusters.items()):
+                    for m, n in sorted(per_model.items()):
+                        fams["cluster_allocated"].add_metric([cluster, c.name, m], n)
             for p in plan.pools:
-                fams["capacity"].add_metric([p.name, p.gpu_model], p.capacity_gpus)
-                fams["healthy"].add_metric([p.name, p.gpu_model], p.healthy_gpus)
-                fams["free"].add_metric([p.name, p.gpu_model], p.free_gpus)
+                fams["capacity"].add_metric([p.name, p.gpu_model, p.cluster], p.capacity_gpus)
+                fams["healthy"].add_metric([p.name, p.gpu_model, p.cluster], p.healthy_gpus)
+                fams["free"].add_metric([p.name, p.gpu_model, p.cluster], p.free_gpus)
+            for k in plan.clusters:
+                fams["cluster_up"].add_metric([k.name], 1 if k.up else 0)
+            for ns in sorted(plan.missing_namespaces, key=lambda n: (n.cluster, n.consortium, n.namespace)):
+                fams["namespace_missing"].add_metric([ns.cluster, ns.consortium, ns.namespace], 1)
             for name, intent in sorted(plan.node_intents.items()):
                 if intent.drain_deadline is not None and intent.owner:
                     fams["deadline"].add_metric([intent.owner, name], intent.drain_deadline.timestamp())

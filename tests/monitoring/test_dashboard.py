@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import typing
 
 import pytest
@@ -163,16 +164,52 @@ def test_every_variable_a_query_uses_is_defined(source):
     assert used - defined - GRAFANA_BUILTINS == set()
 
 
-def test_variables_datasource_consortium_and_pool(source):
+def test_variables_datasource_consortium_cluster_and_pool(source):
     by_name = {v["name"]: v for v in source["templating"]["list"]}
+    assert [v["name"] for v in source["templating"]["list"]] == ["datasource", "consortium", "cluster", "pool"]
     assert by_name["datasource"]["type"] == "datasource"
     assert by_name["datasource"]["query"] == "prometheus"
-    for name, metric in (("consortium", "gpu_scheduler_consortium_status"), ("pool", "gpu_scheduler_pool_capacity_gpus")):
+    # the pools offered are those of the selected clusters
+    for name, selector in (("consortium", "gpu_scheduler_consortium_status"), ("cluster", "gpu_scheduler_cluster_up"),
+                           ("pool", 'gpu_scheduler_pool_capacity_gpus{cluster=~"$cluster"}')):
         var = by_name[name]
         assert var["type"] == "query"
-        assert var["query"] == f"label_values({metric}, {name})"
+        assert var["query"] == f"label_values({selector}, {name})"
         assert var["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-    assert metric_names("gpu_scheduler_consortium_status + gpu_scheduler_pool_capacity_gpus") <= exported_metric_names()
+        assert var["multi"] is True and var["includeAll"] is True, name
+    # "All" is a regex that also matches series without the label (a daemon from before clusters
+    # exports pools without one), not the list of the values found
+    assert by_name["cluster"]["allValue"] == ".*"
+    read = metric_names("gpu_scheduler_consortium_status + gpu_scheduler_pool_capacity_gpus + gpu_scheduler_cluster_up")
+    assert read <= exported_metric_names()
+
+
+def test_pool_and_cluster_panels_follow_the_cluster_variable(source):
+    """Every query on a metric with a `cluster` label selects `cluster=~"$cluster"`."""
+    with_cluster = {"gpu_scheduler_pool_capacity_gpus", "gpu_scheduler_pool_healthy_gpus",
+                    "gpu_scheduler_pool_free_gpus", "gpu_scheduler_cluster_up",
+                    "gpu_scheduler_cluster_allocated_gpus", "gpu_scheduler_namespace_missing"}
+    checked = 0
+    for title, expr in queries(source):
+        for name in metric_names(expr) & with_cluster:
+            checked += 1
+            selectors = re.findall(rf"\b{name}\{{([^}}]*)\}}", expr)
+            assert selectors and all('cluster=~"$cluster"' in s for s in selectors) \
+                and len(selectors) == len(re.findall(rf"\b{name}\b", expr)), f"{title}: {expr}"
+    assert checked >= 6
+
+
+def test_the_clusters_row(source):
+    rows = [p["title"] for p in source["panels"] if p["type"] == "row"]
+    assert rows.index("Clusters") == rows.index("Pools") - 1
+    by_title = {p["title"]: p for p in panels(source)}
+    up = by_title["Clusters up"]
+    assert up["type"] == "stat"
+    assert [t["expr"] for t in up["targets"]] == ['min by (cluster) (gpu_scheduler_cluster_up{cluster=~"$cluster"})']
+    texts = {v["text"] for m in up["fieldConfig"]["defaults"]["mappings"] for v in m["options"].values()}
+    assert texts == {"up", "down"}
+    read = set().union(*(metric_names(t["expr"]) for t in by_title["GPUs per cluster and consortium"]["targets"]))
+    assert read == {"gpu_scheduler_cluster_allocated_gpus"}
 
 
 def test_every_panel_and_query_uses_the_datasource_variable(source):
@@ -191,6 +228,7 @@ def test_the_dashboard_shows_what_operators_need(source):
                    "pool_healthy_gpus", "pool_free_gpus", "consortium_status", "stage_info", "decision_pending",
                    "draining_nodes", "drain_deadline_timestamp_seconds", "next_change_timestamp_seconds",
                    "reconcile_duration_seconds_bucket", "reconcile_total", "telemetry_stale_nodes",
-                   "api_writes_total", "leader", "policy_valid"):
+                   "api_writes_total", "leader", "policy_valid", "cluster_up", "cluster_allocated_gpus",
+                   "namespace_missing"):
         assert f"gpu_scheduler_{metric}" in read, metric
     assert any("histogram_quantile" in expr for _, expr in queries(source))

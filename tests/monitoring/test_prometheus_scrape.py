@@ -227,9 +227,9 @@ def _evaluated_after(rule: dict, when: float) -> bool:
 
 
 def grafana_expr(expr: str) -> str:
-    """A dashboard query as Grafana sends it with every consortium and pool selected."""
-    for name, value in (("consortium", ".*"), ("pool", ".*"), ("__rate_interval", "1m"), ("__range", "1h"),
-                        ("__interval", "15s")):
+    """A dashboard query as Grafana sends it with every consortium, cluster and pool selected."""
+    for name, value in (("consortium", ".*"), ("cluster", ".*"), ("pool", ".*"), ("__rate_interval", "1m"),
+                        ("__range", "1h"), ("__interval", "15s")):
         expr = expr.replace("${" + name + "}", value).replace("$" + name, value)
     return expr
 
