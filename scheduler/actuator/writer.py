@@ -88,16 +88,24 @@ class Writer:
         self.sleep = sleep
         self.timeout = request_timeout
 
-    def apply(self, writes: Iterable[Write], still_allowed: Callable[[], bool] = lambda: True) -> WriteReport:
+    def apply(
+        self,
+        writes: Iterable[Write],
+        still_allowed: Callable[[], bool] = lambda: True,
+        failed_before: Iterable[str] = (),
+    ) -> WriteReport:
         """Perform the writes in order. `still_allowed` is asked before each one: a replica that
         loses the Lease part-way through a long batch stops writing at once (the rest is skipped).
 
         Writes of one phase (`Write.phase`, set by desired_writes: independent objects) go out
         up to `concurrency` at a time, since a real API server spends milliseconds on each and a
         cold start writes every node; phases stay in order. Nodes given out are sent one by one,
-        in placement's order, so a batch cut short is always a prefix of the plan."""
+        in placement's order, so a batch cut short is always a prefix of the plan.
+
+        `failed_before`: keys of writes that failed in an earlier part of the same batch (a batch
+        sent in parts: an Event here does not report a change that did not happen)."""
         report = WriteReport()
-        failed_keys: set[str] = set()
+        failed_keys: set[str] = set(failed_before)
         for phase, run in itertools.groupby(writes, key=lambda w: w.phase):
             group = list(run)
             if self.concurrency > 1 and phase and phase != GIVING and len(group) > 1 and not self.dry:

@@ -150,6 +150,10 @@ def desired_writes(
 
 
 GIVING = "giving"  # sent one by one, in placement's order: a batch cut short is a prefix of the plan
+# the phases that take and give nodes; the rest (drains, raised quotas, namespaces, Events) follow
+# them. In a programme of several clusters every cluster's making phases go before any cluster's
+# breaking ones: a team moving between clusters gets its new nodes before its old ones drain
+MAKING = ("taking", "lower", "evict", GIVING)
 
 
 def _phase(name: str, writes: list[Write]) -> list[Write]:

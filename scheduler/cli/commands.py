@@ -64,7 +64,11 @@ def _snapshot(args: argparse.Namespace, policy: Policy) -> Any:
     from scheduler.planner.nodes import label_keys
 
     keys = _keys(args).reading(label_keys(policy))  # only the node labels planning reads
-    live = getattr(args, "kubeconfig", None) or getattr(args, "in_cluster", False)
+    live = (
+        getattr(args, "kubeconfig", None)
+        or getattr(args, "in_cluster", False)
+        or getattr(args, "cluster_context", None)
+    )
     files = args.cluster or []
     if files == ["builtin"] or not (files or live):
         parts = {name: decode_snapshot(dumps(cluster), keys) for name, cluster in builtin_clusters(policy).items()}
@@ -106,6 +110,13 @@ def _read_contexts(args: argparse.Namespace, policy: Policy, keys: Keys) -> dict
     from scheduler.actuator.reads import read_snapshot
     from scheduler.daemon.links import RouteError, Routes
 
+    if args.in_cluster:
+        print(
+            "--in-cluster reaches one cluster; a programme of several is read through a kubeconfig with a context "
+            "per cluster (--kubeconfig, --cluster-context NAME=CONTEXT)",
+            file=sys.stderr,
+        )
+        return None
     try:
         routes = Routes(contexts=dict(args.cluster_context)).resolve(
             policy, args.kubeconfig, [] if args.in_cluster else context_names(args.kubeconfig)
@@ -316,7 +327,7 @@ def _status_of_contexts(args: argparse.Namespace, keys: Keys) -> tuple[list[Any]
     if unknown or not contexts:
         print(
             f"the kubeconfig {args.kubeconfig or '(default)'} has no context "
-            + (", ".join(repr(c) for c in unknown) if unknown else "at all"),
+            + (", ".join(repr(c) for c in unknown) if unknown else "at all (or cannot be read)"),
             file=sys.stderr,
         )
         return None

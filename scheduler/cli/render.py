@@ -118,9 +118,11 @@ def plan_table(plan: Plan, *, max_actions: int = 20) -> str:
         out.append("  idle (usable, nobody holds them): " + ", ".join(f"{n} {m}" for m, n in sorted(idle.items()) if n))
     counts = Counter(a.action for a in plan.actions)
     out += ["", "Actions: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")]
-    for a in plan.actions[:max_actions]:
+    shown = plan.actions[:max_actions]
+    width = max([24, *(len(a.node or a.namespace) for a in shown)])  # cluster/node names in a programme of several
+    for a in shown:
         target = a.node or a.namespace
-        out.append(f"  {a.action:<16} {target:<24} {a.consortium:<10} {a.reason}")
+        out.append(f"  {a.action:<16} {target:<{width}} {a.consortium:<10} {a.reason}")
     if len(plan.actions) > max_actions:
         out.append(f"  ... {len(plan.actions) - max_actions} more (use -o json for all)")
     return "\n".join(out)

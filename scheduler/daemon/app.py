@@ -113,7 +113,12 @@ def connect_links(config: DaemonConfig, source: PolicySource, own: Any, keys: Ke
         return {}
     try:
         contexts = [] if config.in_cluster else context_names(config.kubeconfig)
-        resolved = routes.resolve(policy, config.kubeconfig, contexts)
+        problems: list[str] = []
+        resolved = routes.resolve(policy, config.kubeconfig, contexts, problems)
+        for problem in problems:
+            log.warning("%s: that cluster stays frozen until the daemon can reach it", problem)
+        if not resolved:
+            raise SetupError("; ".join(problems))
         links = {}
         for name, route in resolved.items():
             api = own if route.own else connect(route.kubeconfig, False, route.context)

@@ -48,9 +48,22 @@ class Routes:
     contexts: dict[str, str] = field(default_factory=dict)  # --cluster-context NAME=CONTEXT
     kubeconfigs: dict[str, str] = field(default_factory=dict)  # --cluster-kubeconfig NAME=FILE
 
-    def resolve(self, policy: Policy, kubeconfig: str | None, contexts: Iterable[str]) -> dict[str, Route]:
-        """A route to every cluster of `policy`; `contexts`: the names of --kubeconfig's contexts."""
+    def resolve(
+        self, policy: Policy, kubeconfig: str | None, contexts: Iterable[str], problems: list[str] | None = None
+    ) -> dict[str, Route]:
+        """A route to every cluster of `policy`; `contexts`: the names of --kubeconfig's contexts.
+
+        A flag naming a cluster the policy does not list, or a cluster with no route, raises
+        RouteError; with `problems`, it is added there instead and the cluster left out (the
+        daemon goes on, that cluster frozen: a rollout that lands the flags and the policy a
+        moment apart must not stop the whole programme)."""
         names = policy.cluster_names
+
+        def problem(message: str) -> None:
+            if problems is None:
+                raise RouteError(message)
+            problems.append(message)
+
         for flag, given in (
             ("--home-cluster", [self.home] if self.home else []),
             ("--cluster-context", list(self.contexts)),
@@ -58,7 +71,7 @@ class Routes:
         ):
             for name in given:
                 if name not in names:
-                    raise RouteError(
+                    problem(
                         f"{flag} names cluster {name!r}{did_you_mean(name, names)}, which the policy does not list "
                         f"(its clusters: {', '.join(names)})"
                     )
@@ -69,20 +82,26 @@ class Routes:
                 routes[name] = Route(kubeconfig=self.kubeconfigs[name])
             elif name in self.contexts:
                 if self.contexts[name] not in known:
-                    raise RouteError(
+                    problem(
                         f"--cluster-context {name}={self.contexts[name]}: the kubeconfig has no context "
                         f"{self.contexts[name]!r}{did_you_mean(self.contexts[name], known)}"
                     )
+                    continue
                 routes[name] = Route(kubeconfig=kubeconfig, context=self.contexts[name])
             elif name == self.home or not policy.multi_cluster:
                 routes[name] = Route(kubeconfig=kubeconfig, own=True)
             elif name in known:
                 routes[name] = Route(kubeconfig=kubeconfig, context=name)
             else:
-                raise RouteError(
+                problem(
                     f"no way to reach cluster {name!r}: the kubeconfig has no context of that name; pass "
-                    f"--cluster-context {name}=CONTEXT or --cluster-kubeconfig {name}=FILE, or --home-cluster {name} "
-                    "if it is the cluster the daemon itself runs in"
+                    f"--cluster-context {name}=CONTEXT"
+                    + (
+                        f" or --cluster-kubeconfig {name}=FILE, or --home-cluster {name} if it is the cluster "
+                        "the daemon itself runs in"
+                        if problems is not None
+                        else ""
+                    )
                 )
         return routes
 

@@ -23,6 +23,7 @@ from scheduler.actuator.watch import ClusterReader
 from scheduler.actuator.writer import Writer, WriteReport
 from scheduler.actuator.writes import (
     FOREIGN_GPU_POD,
+    MAKING,
     Write,
     desired_writes,
     missing_namespace_event,
@@ -41,6 +42,7 @@ from scheduler.planner.clusters import for_cluster
 from scheduler.planner.model import DRAINING
 from scheduler.planner.nodes import label_keys
 from scheduler.policy import Policy
+from scheduler.wire import allocation as allocation_wire
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +171,9 @@ class Reconciler:
         snapshot = self._keep_drain_clock(snapshot)
         self.synced = True
         self.last_read = time.monotonic()
+        unseen = self._unseen(parts, frozen - set(parts))
         with paused_gc():  # a fifth to a third of plan() at 10,000-50,000 nodes is cycle collection
-            result = plan(policy, snapshot, at, self.keys, frozen=frozenset(frozen))
+            result = plan(policy, snapshot, at, self.keys, frozen=frozenset(frozen), unseen=unseen)
         self.metrics.observe_plan(result)
         self.drain_clock = {
             name: intent.drain_started
@@ -198,15 +201,34 @@ class Reconciler:
             self.rest = None if frozen else _rest(policy.sha256, token, leader, result, snapshot, stale_after)
             return Outcome(result)
         done = failed = 0
-        for link, share, writes in batches:
-            if not writes:
+        # make before break across clusters too: every cluster's nodes given (and taken) before
+        # any cluster's drains, so a team moving between clusters never dips (within one cluster
+        # the phases of its batch are in that order already)
+        halves = (
+            [
+                [(link, [w for w in writes if (w.phase in MAKING) == making]) for link, _, writes in batches]
+                for making in (True, False)
+            ]
+            if len(batches) > 1
+            else [[(link, writes) for link, _, writes in batches]]
+        )
+        reports: dict[str, list[WriteReport]] = {link.name: [] for link, _, _ in batches}
+        for half in halves:
+            for link, writes in half:
+                if not writes:
+                    continue
+                link.reader.wrote()
+                failed_before = [w.key for r in reports[link.name] for w, _ in r.failed]
+                reports[link.name].append(self.writer_report(link, writes, at, failed_before))
+        for link, share, _ in batches:
+            sent = reports[link.name]
+            if not sent:
                 self._remember(link, share)
                 continue
-            link.reader.wrote()
-            report = self.writer_report(link, writes, at)
-            done, failed = done + len(report.done), failed + len(report.failed)
-            link.reported |= {w.name for w in report.done if w.body.get("reason") == FOREIGN_GPU_POD}
-            if report.failed or report.skipped or report.dry_run:
+            done += sum(len(r.done) for r in sent)
+            failed += sum(len(r.failed) for r in sent)
+            link.reported |= {w.name for r in sent for w in r.done if w.body.get("reason") == FOREIGN_GPU_POD}
+            if any(r.failed or r.skipped or r.dry_run for r in sent):
                 link.written = None  # not sure what the namespaces carry now: trust the next plan's view
             else:
                 self._remember(link, share)
@@ -216,9 +238,11 @@ class Reconciler:
             done, failed = done + len(report.done), failed + len(report.failed)
         return Outcome(result, writes=done, failed=failed)
 
-    def writer_report(self, link: ClusterLink, writes: list[Write], at: datetime) -> WriteReport:
+    def writer_report(
+        self, link: ClusterLink, writes: list[Write], at: datetime, failed_before: list[str]
+    ) -> WriteReport:
         """Send one cluster's writes, count them, and log what happened."""
-        report = link.writer.apply(writes, still_allowed=self.is_leader)
+        report = link.writer.apply(writes, still_allowed=self.is_leader, failed_before=failed_before)
         for (resource, verb), n in report.writes.items():
             self.metrics.api_writes_total.labels(resource, verb).inc(n)
         for (resource, verb), n in report.retries.items():
@@ -239,11 +263,15 @@ class Reconciler:
         frozen: set[str] = set()
         for name in policy.cluster_names:
             link = links.get(name)
-            if link is None:  # a cluster added to the policy since the daemon started
+            if link is None:  # no route to it when the daemon started, or added to the policy since
                 frozen.add(name)
                 if name not in self.unconnected:
                     self.unconnected.add(name)
-                    log.warning("cluster %s of the policy is not connected: restart the daemon to reach it", name)
+                    log.warning(
+                        "cluster %s of the policy is not connected: frozen; the daemon connects to the policy's "
+                        "clusters when it starts (restart it once the cluster can be reached)",
+                        name,
+                    )
                 continue
             link.reader.read_labels(wanted)
             try:
@@ -254,9 +282,10 @@ class Reconciler:
                 frozen.add(name)
                 log.log(
                     repeated_failure_level(link.failures),
-                    "cluster %s is not answering (%s): frozen as last seen, the other clusters go on",
+                    "cluster %s is not answering (%s): frozen %s, the other clusters go on",
                     name,
                     one_line(err),
+                    "as last seen" if link.last is not None else "(not read since the daemon started)",
                 )
                 link.up, link.failures = False, link.failures + 1
                 if link.last is not None:
@@ -264,9 +293,38 @@ class Reconciler:
                 continue
             if not link.up:
                 log.info("cluster %s answers again: reconciling it", name)
+            self.unconnected.discard(name)
             link.up, link.failures = True, 0
             parts[name] = link.last
         return parts, frozen
+
+    def _unseen(self, parts: dict[str, Snapshot], never_read: set[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """For each frozen cluster not read since the daemon started, what each team holds there,
+        by the allocation records written on its namespaces in the clusters that were read."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        if not never_read:
+            return out
+        for snap in parts.values():
+            for ns in snap.namespaces.values():
+                text = ns.annotations.get(self.keys.allocation)
+                if not text:
+                    continue
+                try:
+                    record = allocation_wire.decode(text)
+                except ValueError:
+                    continue  # edited by hand: another namespace of the team may still say
+                for cluster, per in (record.clusters or {}).items():
+                    if cluster in never_read and per:
+                        out.setdefault(cluster, {})[record.consortium] = dict(per)
+        for cluster in sorted(never_read - self.unconnected):
+            self.unconnected.add(cluster)  # said once, until it answers
+            log.warning(
+                "cluster %s has not answered since the daemon started: planned without its nodes, its teams "
+                "counted as holding there what their records say (%s)",
+                cluster,
+                ", ".join(f"{c} {sum(per.values())}" for c, per in sorted(out.get(cluster, {}).items())) or "nothing",
+            )
+        return out
 
     def _missing_namespace_events(self, result: Plan) -> list[Write]:
         """A Warning Event in the scheduler's own namespace for each namespace a team needs in a

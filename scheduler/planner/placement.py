@@ -35,6 +35,9 @@ class Placement:
     actions: list[Action] = field(default_factory=list)
     nodes: dict[str, list[NodeView]] = field(default_factory=lambda: defaultdict(list))
     draining: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    # why a team's nodes of a model were sought in a cluster first, by team and model (home_clusters):
+    # what a split across clusters is explained with
+    homes: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
 
 
 class _FreeBlocks:
@@ -166,8 +169,10 @@ class _ModelPlacement:
     def held(self, c: str) -> int:
         return sum(v.gpus for v in self.kept.get(c, []))
 
-    def drain(self, v: NodeView, owner: str, reason: str) -> None:
-        at = min(self.rules.drain_from.get(owner, self.rules.at), self.rules.at)
+    def drain(self, v: NodeView, owner: str, reason: str, *, cut: bool = False) -> None:
+        """`cut`: the node is reclaimed because its team's target fell at a cut: its drain counts
+        from the cut (Rules.drain_from), not from now; any other drain starts now."""
+        at = min(self.rules.drain_from.get(owner, self.rules.at), self.rules.at) if cut else self.rules.at
         deadline = self.rules.deadline(v, owner, at)
         self.out.intents[v.name] = NodeIntent(owner, DRAINING, at, deadline, reason)
         self.out.actions.append(
@@ -276,7 +281,9 @@ class _ModelPlacement:
             self.kept[c] = [v for v in mine if v.name not in gone]
             for v in sorted(removed, key=lambda v: v.name):
                 why = "unhealthy GPUs" if v.unhealthy else ("idle" if v.gpu_pods == 0 else "least used")
-                self.drain(v, c, f"{c} holds {held} {self.model} GPUs, target {target}: reclaiming a node ({why})")
+                self.drain(
+                    v, c, f"{c} holds {held} {self.model} GPUs, target {target}: reclaiming a node ({why})", cut=True
+                )
 
     # 3. teams below target: first cancel their own drains, then take free nodes, neediest first,
     #    each from the cluster chosen for it (home_clusters) while that cluster has a node that fits
@@ -340,23 +347,44 @@ class _ModelPlacement:
     def home_clusters(self, needs: dict[str, int], pool: _FreeClusters) -> dict[str, str]:
         """The cluster each team below target takes its nodes from first. A job cannot span
         clusters, so a team's GPUs of a model belong in one: where it holds most already (it is
-        never moved without cause), else, largest need first, the cluster whose free GPUs fit the
-        need most tightly (leaving the roomier ones to the next), else the one with most free."""
+        never moved without cause); else, largest need first, among the clusters whose free GPUs
+        fit the whole need, the one whose pools stay open longest (a lease ending soon would move
+        the team again), then the tightest fit (leaving the roomier ones to the next); else the
+        one with most free. Each choice, and why, is kept for the plan to explain a split."""
         free = dict(pool.free_gpus())
+        until = self.open_until()
         homes: dict[str, str] = {}
         for c in sorted(needs, key=lambda c: (-needs[c], c)):
             held = _cluster_gpus(self.kept.get(c, []))
+            target = self.target(c)
             if held:
                 home = min(held, key=lambda k: (-held[k], k))
+                why = f"it holds its {self.model} GPUs in {home} and is not moved without cause"
             elif free:
                 fits = [k for k in free if free[k] >= needs[c]]
-                home = min(fits, key=lambda k: (free[k], k)) if fits else max(free, key=lambda k: (free[k], k))
+                if fits:
+                    home = min(fits, key=lambda k: (-until[k], free[k], k))
+                    why = f"{home} had {free[home]} free {self.model} GPUs for it when placing began"
+                else:
+                    home = max(free, key=lambda k: (free[k], until[k], k))
+                    why = f"no cluster had all {target} free for it"
             else:
-                home = ""
+                home, why = "", "no cluster had free nodes"
             homes[c] = home
+            self.out.homes[c][self.model] = why
             if home in free:
                 free[home] -= min(needs[c], free[home])
         return homes
+
+    def open_until(self) -> dict[str, float]:
+        """Per cluster, when its last pool of this model closes (a lease end; inf: never), as a
+        number to sort by."""
+        out: dict[str, float] = {}
+        for v in self.views:
+            end = self.rules.lease_ends.get(v.pool.name)
+            when = end.timestamp() if end is not None else float("inf")
+            out[v.node.cluster] = max(out.get(v.node.cluster, when), when)
+        return out
 
     # 4. teams still short because GPUs failed on their nodes: swap a degraded node for a healthy
     #    free one when that closes the gap; the degraded node is drained, not yanked

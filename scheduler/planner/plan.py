@@ -57,9 +57,13 @@ def plan(
     keys: Keys,
     policy_points: list[ChangePoint] | None = None,
     frozen: frozenset[str] = frozenset(),
+    unseen: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
 ) -> Plan:
     """`frozen`: clusters of the programme that are not answering (docs/planning.md, Clusters):
-    their nodes are planned as last seen, and nothing is assigned into or moved out of them."""
+    their nodes are planned as last seen, and nothing is assigned into or moved out of them.
+    `unseen`: for a frozen cluster never read (no last sight of its nodes), what each team holds
+    there by its own records (cluster -> consortium -> model -> GPUs): counted as held, so that
+    the team is not given its quota a second time elsewhere."""
     if at.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware instant")
     at = at.astimezone(policy.timezone)
@@ -75,6 +79,7 @@ def plan(
     units = {m: policy.units(m) for m in policy.models}
 
     held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    frozen_free: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     slots: dict[str, list[tuple[int, str, str | None]]] = {m: [] for m in policy.models}
     for v in views:
         if not v.usable:
@@ -84,6 +89,8 @@ def plan(
         if holder:
             held[holder][m] += v.gpus
         if v.node.cluster in frozen and (holder is None or stand[holder].status not in (ACTIVE, WINDING_DOWN)):
+            if holder is None:
+                frozen_free[m][v.node.cluster] += v.gpus
             continue  # can be given to nobody until its cluster answers
         slots[m].append((v.gpus, v.name, holder))
     capacity = {m: ModelCapacity(tuple(slots[m])) for m in policy.models}
@@ -91,14 +98,19 @@ def plan(
 
     wd = wind_down_targets(stand, held_plain, units, at)
     targets = compute_targets(stand, capacity, units, wd)
-    short = shortfalls(policy, stand, targets, capacity, windows)
+    short = shortfalls(policy, stand, targets, capacity, windows, frozen_free)
     timeouts = {
         c: (s.elimination.wind_down.drainTimeout if s.elimination else force.wind_down.drainTimeout)
         for c, s in stand.items()
     }
+    away: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for teams in (unseen or {}).values():
+        for team, per in teams.items():
+            for m, g in per.items():
+                away[team][m] += g
     placement = place(
         views,
-        targets,
+        {c: {m: max(0, g - away[c][m]) if c in away else g for m, g in t.items()} for c, t in targets.items()},
         known,
         at,
         timeouts,
@@ -119,6 +131,10 @@ def plan(
         for v in placement.nodes.get(c.name, []):
             allocated[v.pool.gpuModel] += v.gpus
             where[v.node.cluster or home][v.pool.gpuModel] += v.gpus
+        for cluster, teams in (unseen or {}).items():
+            for m, g in teams.get(c.name, {}).items():
+                allocated[m] += g
+                where[cluster][m] += g
         nxt = next((p for p in upcoming if not p.consortia or c.name in p.consortia), None)
         consortia.append(
             ConsortiumPlan(
@@ -135,7 +151,7 @@ def plan(
                 short=dict(short[c.name].amount) if c.name in short else {},
                 short_reason=short[c.name].reason if c.name in short else "",
                 clusters={k: dict(per) for k, per in where.items()},
-                split_reason=_split_reason(where),
+                split_reason=_split_reason(where, placement.homes.get(c.name, {})),
             )
         )
 
@@ -206,17 +222,19 @@ def _drain_from(stand: Mapping[str, Standing], at: datetime) -> dict[str, dateti
     return out
 
 
-def _split_reason(where: Mapping[str, Mapping[str, int]]) -> str:
-    """Why a team's GPUs of a model are in more than one cluster, or "" when none is."""
+def _split_reason(where: Mapping[str, Mapping[str, int]], homes: Mapping[str, str]) -> str:
+    """Why a team's GPUs of a model are in more than one cluster, or "" when none is. `homes`:
+    per model, why placement sought them where it did (Placement.homes); none when this plan
+    placed no node of that model for the team (the split is older: teams are not moved)."""
     parts = []
     for model in sorted({m for per in where.values() for m in per}):
         holding = sorted(
             ((k, per[model]) for k, per in where.items() if per.get(model)), key=lambda kv: (-kv[1], kv[0])
         )
         if len(holding) > 1:
-            total = sum(g for _, g in holding)
             spread = " and ".join(f"{g} in {k}" for k, g in holding)
-            parts.append(f"{model}: {spread} (no cluster had all {total} free for it)")
+            why = homes.get(model, "placed so earlier; a team is not moved between clusters without cause")
+            parts.append(f"{model}: {spread} ({why})")
     return "split-across-clusters: " + "; ".join(parts) if parts else ""
 
 

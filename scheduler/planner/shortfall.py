@@ -39,10 +39,13 @@ def shortfalls(
     targets: Mapping[str, Mapping[str, int]],
     capacity: Mapping[str, ModelCapacity],
     closed: Mapping[str, str],
+    frozen_free: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Shortfall]:
     """Shortfalls of the active teams whose target falls below their quota.
 
-    `closed`: pools that cannot be given out now, and why (nodes.pool_windows)."""
+    `closed`: pools that cannot be given out now, and why (nodes.pool_windows). `frozen_free`:
+    per model, free GPUs in clusters that are not answering, by cluster (given to nobody while
+    frozen): when a team is short of a model that has some, that is the reason to act on."""
     units = {m: policy.units(m) for m in policy.models}
     given: dict[str, int] = {m: 0 for m in capacity}
     for per_model in targets.values():
@@ -75,7 +78,13 @@ def shortfalls(
                 if quota <= have:
                     continue
                 amount[m] = quota - have
-                if capacity.get(m) is None or capacity[m].gpus == 0:
+                stuck = {k: g for k, g in (frozen_free or {}).get(m, {}).items() if g > 0}
+                if stuck:
+                    where = ", ".join(f"{g} in {k}" for k, g in sorted(stuck.items()))
+                    reasons.append(
+                        f"free {m} GPUs ({where}) are in a cluster that is not answering: frozen until it does"
+                    )
+                elif capacity.get(m) is None or capacity[m].gpus == 0:
                     reasons.append(f"no {m} pool is open" + _why_closed(policy, m, closed))
                 elif left[m] > 0:
                     reasons.append(f"whole nodes: the next free {m} node would exceed the quota")

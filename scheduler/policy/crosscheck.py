@@ -46,7 +46,7 @@ def crosscheck(program: Program, pdoc: Document, stages: list[tuple[Document, St
                 )
             owner.setdefault(ns, c.name)
 
-    clusters = [c.name for c in spec.clusters]
+    clusters = list(dict.fromkeys(c.name for c in spec.clusters))
     for i, pool in enumerate(spec.pools):
         if pool.cluster is not None and pool.cluster not in clusters:
             at(

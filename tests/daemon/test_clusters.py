@@ -285,3 +285,28 @@ def test_each_cluster_is_reached_by_its_own_flag_in_order_and_a_missing_route_is
         Routes(home="east").resolve(policy, "/k", ["west"])
     with pytest.raises(RouteError, match=r"--cluster-context names cluster 'wets' \(did you mean 'west'\?\)"):
         Routes(contexts={"wets": "x"}).resolve(policy, "/k", ["east", "west", "north"])
+
+
+def test_a_daemon_restarted_while_a_cluster_is_down_counts_what_the_teams_hold_there_by_their_records(tmp_path):
+    """No last sight of the cluster to plan on: each team's allocation records (written on its
+    namespaces in every cluster) say what it holds there, so it is not given its quota again."""
+    stage = stage_yaml("s1", "2026-01-01T00:00:00+09:00", "[a, b]", "{a: {B200: 64}, b: {B200: 128}}")
+    folder = two_clusters(tmp_path, (stage,), {"east": 24, "west": 24})
+    fleet = Fleet(folder, tmp_path, t("2026-02-01 00:00"))
+    try:
+        first = fleet.settle().plan
+        b_home = next(iter(first.consortium("b").clusters))
+        other = next(c for c in ("east", "west") if c != b_home)
+        fleet.servers[b_home].faults.add(fraction=1.0, fault=500)
+        restarted = Reconciler(fleet.source, fleet.links[other].reader, fleet.clock, Metrics(), fleet.links[other].writer,
+                               links={name: ClusterLink(name, ClusterReader(api, KEYS), Writer(api), api=api)
+                                      for name, api in fleet.apis.items()}, events_namespace="gpu-scheduler")
+        fleet.wall.now += 60
+        for _ in range(3):
+            outcome = restarted.reconcile()
+        b = outcome.plan.consortium("b")
+        assert b.allocated == {"B200": 128} and b.clusters == {b_home: {"B200": 128}}
+        assert not [n for n, who in fleet.holders().items() if who == "b" and n.startswith(other + "/")]
+        assert [k.up for k in outcome.plan.clusters if k.name == b_home] == [False]
+    finally:
+        fleet.close()

@@ -144,6 +144,8 @@ def test_a_frozen_cluster_gives_out_none_of_its_free_nodes():
         frozen=frozenset({"nhn"}),
     )
     assert set(held(p, "a")) == {"kakao"} and p.consortium("a").allocated == {"B200": 64}
+    assert p.consortium("a").short_reason == (
+        "free B200 GPUs (320 in nhn) are in a cluster that is not answering: frozen until it does")
 
 
 def test_a_programme_of_one_named_cluster_plans_like_one_without_clusters():
