@@ -108,6 +108,90 @@ app.kubernetes.io/component: agent
 gpu-scheduler-leader
 {{- end }}
 
+{{/* Clusters ------------------------------------------------------------------------------- */}}
+
+{{/* Where the kubeconfig of each remote cluster is mounted: <dir>/<name>/<key>. */}}
+{{- define "gpu-scheduler.clustersPath" -}}
+/etc/gpu-scheduler/clusters
+{{- end }}
+
+{{/*
+clusters.remote with its defaults filled in, as a JSON list of {name, secretName, key, volume,
+dir, path, apiServerCidrs}. A name listed twice, or also given as clusters.home, fails the render.
+*/}}
+{{- define "gpu-scheduler.remoteClusters" -}}
+{{- $full := include "gpu-scheduler.fullname" . }}
+{{- $root := include "gpu-scheduler.clustersPath" . }}
+{{- $home := .Values.clusters.home }}
+{{- $seen := dict }}
+{{- $out := list }}
+{{- range .Values.clusters.remote }}
+{{- if hasKey $seen .name }}
+{{- fail (printf "clusters.remote: cluster %q is listed twice" .name) }}
+{{- end }}
+{{- if eq .name $home }}
+{{- fail (printf "clusters.remote: cluster %q is clusters.home, the cluster the controller runs in; it needs no kubeconfig" .name) }}
+{{- end }}
+{{- $_ := set $seen .name true }}
+{{- $key := default "kubeconfig" .key }}
+{{- $volume := printf "cluster-%s" .name }}
+{{- if gt (len $volume) 63 }}
+{{- $volume = printf "cluster-%s" (sha256sum .name | trunc 20) }}
+{{- end }}
+{{- $dir := printf "%s/%s" $root .name }}
+{{- $out = append $out (dict "name" .name "secretName" (default (printf "%s-kubeconfig-%s" $full .name) .secretName)
+      "key" $key "volume" $volume "dir" $dir "path" (printf "%s/%s" $dir $key)
+      "apiServerCidrs" (.apiServerCidrs | default list)) }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* Remote mode: the Secret that holds the controller ServiceAccount's token. */}}
+{{- define "gpu-scheduler.remoteTokenSecret" -}}
+{{- printf "%s-token" (include "gpu-scheduler.fullname" .) }}
+{{- end }}
+
+{{/*
+The controller's rules in a cluster it plans for: the home cluster's ClusterRole, and in remote
+mode the only role the release grants (leader election stays in the home cluster).
+*/}}
+{{- define "gpu-scheduler.controller.clusterRules" -}}
+# the snapshot and the watches read nodes; a taint patch re-reads the live node first;
+# node labels, taints and drain annotations are merge patches
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch, patch]
+{{- if .Values.createNamespaces }}
+# namespace labels and the allocation annotation; createNamespaces: a consortium namespace the
+# plan needs is created where it is missing (namespaces are never deleted)
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch, patch, create]
+{{- else }}
+# namespace labels and the allocation annotation (namespaces are never created or deleted)
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch, patch]
+{{- end }}
+# the ResourceQuota `gpu-scheduler` in each consortium namespace
+- apiGroups: [""]
+  resources: [resourcequotas]
+  verbs: [list, watch, create, patch]
+# GPU pods: who runs where (drains wait for them)
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
+# drains end with the Eviction API, which honours PodDisruptionBudgets
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
+# Events on consortium namespaces (and PolicyInvalid in the release namespace); a retried
+# create that answers 409 reads the Event back
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, get]
+{{- end }}
+
 {{/* Pod helpers ----------------------------------------------------------------------------- */}}
 
 {{/* env: from a name: value map, sorted by name. */}}
