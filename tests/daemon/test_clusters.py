@@ -310,3 +310,33 @@ def test_a_daemon_restarted_while_a_cluster_is_down_counts_what_the_teams_hold_t
         assert [k.up for k in outcome.plan.clusters if k.name == b_home] == [False]
     finally:
         fleet.close()
+
+
+def test_at_the_lease_end_every_clusters_new_nodes_are_given_before_any_cluster_drains(real_fleet):
+    """lg and upstage leave the leased clusters (skt-haein, naver) for the government ones:
+    make before break across clusters, whatever order the policy lists them in."""
+    fleet = real_fleet
+    for at in (t("2025-08-05 00:00"), t("2026-01-16 00:00"), t("2026-02-20 00:00"), t("2026-06-30 21:00")):
+        fleet.wall.now += (at - fleet.clock.now()).total_seconds()
+        fleet.settle()
+    sent: list[tuple[str, str]] = []
+    for name, link in fleet.links.items():
+        apply = link.writer.apply
+
+        def recording(writes, *args, _apply=apply, _name=name, **kwargs):
+            writes = list(writes)
+            sent.extend((_name, w.phase) for w in writes)
+            return _apply(writes, *args, **kwargs)
+
+        link.writer.apply = recording
+    # the leased clusters first: an order in which writing cluster by cluster would drain first
+    fleet.reconciler.links = dict(reversed(list(fleet.links.items())))
+    fleet.wall.now += 3600  # 22:00: the leased pools start draining
+    fleet.reconcile()
+    phases = [phase for _, phase in sent]
+    assert "giving" in phases and "draining" in phases
+    last_giving = max(i for i, p in enumerate(phases) if p == "giving")
+    first_draining = min(i for i, p in enumerate(phases) if p == "draining")
+    assert last_giving < first_draining
+    assert {c for c, p in sent if p == "giving"} <= {"nhn-a", "nhn-b", "kakao"}
+    assert {c for c, p in sent if p == "draining"} == {"skt-haein", "naver"}
