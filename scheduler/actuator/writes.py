@@ -632,20 +632,10 @@ def policy_invalid_event(namespace: str, digest: str, problems: list[str], at: d
     """A Warning Event in the scheduler's own namespace when the policy on disk is invalid: the
     operator who applied it sees why, and that the last good policy stays in force. Named by the
     invalid files' digest, so the same bad policy is reported once, not at every reload check."""
-    name = event_wire.name(None, "PolicyInvalid", namespace, digest)
     shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-    body = event_wire.encode(
-        event_wire.EventRecord(
-            name=name,
-            namespace=namespace,
-            reason="PolicyInvalid",
-            warning=True,
-            at=at,
-            labels={},
-            message=f"policy not applied, the last good one stays in force: {shown}",
-        )
+    return _warning_to_operators(
+        namespace, "PolicyInvalid", digest, f"policy not applied, the last good one stays in force: {shown}", at, {}
     )
-    return Write("events", "create", name, namespace, body, "PolicyInvalid")
 
 
 NAMESPACE_MISSING = "NamespaceMissing"
@@ -655,23 +645,28 @@ def missing_namespace_event(namespace: str, missing: MissingNamespace, at: datet
     """A Warning Event in the scheduler's own namespace: a team holds GPUs in a cluster where its
     namespace does not exist, so neither its ResourceQuota nor its labels can be written there
     (and its engineers have nowhere to run). Named once per cluster and namespace."""
-    name = event_wire.name(None, NAMESPACE_MISSING, namespace, f"{missing.cluster}/{missing.namespace}")
+    message = (
+        f"consortium {missing.consortium} holds {missing.gpus} GPU(s) in cluster {missing.cluster}, where its "
+        f"namespace {missing.namespace} does not exist: create it there (kubectl --context {missing.cluster} "
+        f"create namespace {missing.namespace}), or run the scheduler with --create-namespaces"
+    )
+    labels = {keys.consortium: missing.consortium, keys.cluster: missing.cluster}
+    return _warning_to_operators(
+        namespace, NAMESPACE_MISSING, f"{missing.cluster}/{missing.namespace}", message, at, labels
+    )
+
+
+def _warning_to_operators(
+    namespace: str, reason: str, subject: str, message: str, at: datetime, labels: dict[str, str]
+) -> Write:
+    """A Warning Event in the scheduler's own namespace, named once per reason and subject."""
+    name = event_wire.name(None, reason, namespace, subject)
     body = event_wire.encode(
         event_wire.EventRecord(
-            name=name,
-            namespace=namespace,
-            reason=NAMESPACE_MISSING,
-            warning=True,
-            at=at,
-            labels={keys.consortium: missing.consortium, keys.cluster: missing.cluster},
-            message=(
-                f"consortium {missing.consortium} holds {missing.gpus} GPU(s) in cluster {missing.cluster}, where its "
-                f"namespace {missing.namespace} does not exist: create it there (kubectl --context {missing.cluster} "
-                f"create namespace {missing.namespace}), or run the scheduler with --create-namespaces"
-            ),
+            name=name, namespace=namespace, reason=reason, warning=True, at=at, labels=labels, message=message
         )
     )
-    return Write("events", "create", name, namespace, body, NAMESPACE_MISSING)
+    return Write("events", "create", name, namespace, body, reason)
 
 
 def namespace_create(missing: MissingNamespace, keys: Keys) -> Write:

@@ -89,7 +89,7 @@ class _PlanCollector:
             ),
             "cluster_up": GaugeMetricFamily(
                 f"{PREFIX}_cluster_up",
-                "1 while the cluster's API answers and its watch is fresh; 0 while it is frozen",
+                "1 while the cluster's API answers; 0 while it is frozen (its reads fail, or it is not connected)",
                 labels=["cluster"],
             ),
             "cluster_allocated": GaugeMetricFamily(
