@@ -150,10 +150,11 @@ def desired_writes(
 
 
 GIVING = "giving"  # sent one by one, in placement's order: a batch cut short is a prefix of the plan
-# the phases that take and give nodes; the rest (drains, raised quotas, namespaces, Events) follow
-# them. In a programme of several clusters every cluster's making phases go before any cluster's
-# breaking ones: a team moving between clusters gets its new nodes before its old ones drain
-MAKING = ("taking", "lower", "evict", GIVING)
+# the phases that take and give nodes and raise quotas; the rest (drains, namespaces, Events)
+# follow them. In a programme of several clusters every cluster's making phases go before any
+# cluster's breaking ones: a team moving between clusters gets its new nodes, and the quota to
+# run on them, before its old ones drain (within one cluster a batch keeps desired_writes' order)
+MAKING = ("taking", "lower", "evict", GIVING, "raise")
 
 
 def _phase(name: str, writes: list[Write]) -> list[Write]:
@@ -255,7 +256,8 @@ _HARD = quota.HARD
 
 
 def _namespace_writes(plan: Plan, snapshot: Snapshot, keys: Keys, by_hand: set[str]) -> list[Write]:
-    """Only namespaces that exist: nothing the scheduler does creates or deletes a namespace."""
+    """Only namespaces that exist: the scheduler deletes none, and creates one only when asked
+    (`run --create-namespaces`, a separate write); its labels follow on the next reconcile."""
     out = []
     for ns in sorted(plan.namespace_labels):
         current = snapshot.namespaces.get(ns)

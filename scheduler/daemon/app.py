@@ -116,7 +116,7 @@ def connect_links(config: DaemonConfig, source: PolicySource, own: Any, keys: Ke
         problems: list[str] = []
         resolved = routes.resolve(policy, config.kubeconfig, contexts, problems)
         for problem in problems:
-            log.warning("%s: that cluster stays frozen until the daemon can reach it", problem)
+            log.warning("%s", problem)
         if not resolved:
             raise SetupError("; ".join(problems))
         links = {}

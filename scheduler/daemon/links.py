@@ -59,10 +59,10 @@ class Routes:
         moment apart must not stop the whole programme)."""
         names = policy.cluster_names
 
-        def problem(message: str) -> None:
+        def problem(message: str, frozen: bool = True) -> None:
             if problems is None:
                 raise RouteError(message)
-            problems.append(message)
+            problems.append(message + (": that cluster stays frozen until the daemon can reach it" if frozen else ""))
 
         for flag, given in (
             ("--home-cluster", [self.home] if self.home else []),
@@ -73,7 +73,8 @@ class Routes:
                 if name not in names:
                     problem(
                         f"{flag} names cluster {name!r}{did_you_mean(name, names)}, which the policy does not list "
-                        f"(its clusters: {', '.join(names)})"
+                        f"(its clusters: {', '.join(names)}); ignored",
+                        frozen=False,
                     )
         known = set(contexts)
         routes: dict[str, Route] = {}

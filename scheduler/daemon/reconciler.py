@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from scheduler.actuator.memory import release_freed_memory
 from scheduler.actuator.retry import classify, one_line, repeated_failure_level
 from scheduler.actuator.watch import ClusterReader
 from scheduler.actuator.writer import Writer, WriteReport
@@ -45,6 +46,10 @@ from scheduler.policy import Policy
 from scheduler.wire import allocation as allocation_wire
 
 log = logging.getLogger(__name__)
+
+# a batch this large (a cold start, a round) leaves megabytes of freed requests and answers
+# scattered through the heap, in the write threads' arenas too (memory.py)
+RELEASE_AFTER_WRITES = 1000
 
 
 @dataclass
@@ -91,6 +96,10 @@ class Reconciler:
         through `reader` and `writer`."""
         if self.links:
             return self.links
+        if policy.multi_cluster:
+            # started on a programme of one, now given several: which of them the daemon's own
+            # connection reaches is not known, so none is written until a restart connects them
+            return {}
         if self._own is None:
             self._own = ClusterLink(policy.cluster_names[0], self.reader, self.writer)
         self._own.name = policy.cluster_names[0]
@@ -236,6 +245,8 @@ class Reconciler:
             report = self.writer.apply(events, still_allowed=self.is_leader)
             self.missing_reported |= {w.name for w in report.done}
             done, failed = done + len(report.done), failed + len(report.failed)
+        if done >= RELEASE_AFTER_WRITES:
+            release_freed_memory()  # a batch's requests and answers are gone: give their pages back
         return Outcome(result, writes=done, failed=failed)
 
     def writer_report(
@@ -275,7 +286,7 @@ class Reconciler:
                 continue
             link.reader.read_labels(wanted)
             try:
-                link.last = link.reader.read()
+                read = link.reader.read()
             except Exception as err:
                 if not policy.multi_cluster or classify(err) is None:
                     raise
@@ -295,7 +306,10 @@ class Reconciler:
                 log.info("cluster %s answers again: reconciling it", name)
             self.unconnected.discard(name)
             link.up, link.failures = True, 0
-            parts[name] = link.last
+            parts[name] = read
+            # what a frozen cluster counts as; a programme of one never freezes, and a fleet's
+            # snapshot is worth not keeping twice (the watch cache has it)
+            link.last = read if policy.multi_cluster else None
         return parts, frozen
 
     def _unseen(self, parts: dict[str, Snapshot], never_read: set[str]) -> dict[str, dict[str, dict[str, int]]]:

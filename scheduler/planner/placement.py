@@ -140,6 +140,7 @@ def place(
         state.settle_drains()
         state.reclaim()
         state.fill()
+        state.consolidate()
         state.swap_degraded()
         state.finish()
     return out
@@ -386,6 +387,50 @@ class _ModelPlacement:
             out[v.node.cluster] = max(out.get(v.node.cluster, when), when)
         return out
 
+    # 3b. a team whose GPUs of this model are split across clusters, when one of them now has room
+    #     for all of them (free nodes left once every team below target was served): it is given
+    #     them there and the nodes elsewhere drain (make before break). A job cannot span
+    #     clusters, so a split quota is the cause that moves a team; without room it stays put
+    def consolidate(self) -> None:
+        pool = self.pool
+        if pool is None or len(pool.clusters) == 0:
+            return
+        for c in sorted(self.kept):
+            mine = [v for v in self.kept[c] if v.name not in self.pinned]
+            held = _cluster_gpus(mine)
+            if len(held) < 2 or len(_cluster_gpus(self.kept[c])) != len(held):
+                continue  # in one cluster already, or part of it frozen: nothing to move
+            free = pool.free_gpus()
+            total = sum(held.values())
+            for home in sorted(held, key=lambda k: (-held[k], k)):
+                outside = total - held[home]
+                if free.get(home, 0) < outside:
+                    continue
+                taken: list[NodeView] = []
+                got = 0
+                while got < outside:
+                    view = pool.take_fullest(home, outside - got)
+                    if view is None:
+                        break
+                    taken.append(view)
+                    got += view.gpus
+                if got != outside:  # whole nodes do not add up: leave it as it is
+                    for view in taken:
+                        pool.put_back(view)
+                    continue
+                leaving = [v for v in mine if v.node.cluster != home]
+                self.kept[c] = [v for v in self.kept[c] if v.node.cluster == home] + taken
+                for view in taken:
+                    self.out.actions.append(
+                        Action(
+                            ASSIGN, f"{c}'s {self.model} GPUs gathered in cluster {home}", consortium=c, node=view.name
+                        )
+                    )
+                for v in sorted(leaving, key=lambda v: v.name):
+                    self.drain(v, c, f"{c}'s {self.model} GPUs gathered in cluster {home}: a job cannot span clusters")
+                self.out.homes[c][self.model] = f"gathered in {home}"
+                break
+
     # 4. teams still short because GPUs failed on their nodes: swap a degraded node for a healthy
     #    free one when that closes the gap; the degraded node is drained, not yanked
     def swap_degraded(self) -> None:
@@ -422,8 +467,9 @@ class _ModelPlacement:
     def finish(self) -> None:
         out = self.out
         for c, mine in self.kept.items():
+            held = NodeIntent(c, ASSIGNED)  # one shared value per team: the plan of a fleet stays small
             for v in mine:
-                out.intents[v.name] = NodeIntent(c, ASSIGNED)
+                out.intents[v.name] = held
                 out.nodes[c].append(v)
         for c, names in self.draining.items():
             out.draining[c].extend(v.name for v in names)
@@ -431,7 +477,10 @@ class _ModelPlacement:
             if v.name in out.intents:
                 continue
             unhealthy = not v.node.ready or v.node.gpus <= 0
-            out.intents[v.name] = NodeIntent(None, UNHEALTHY if unhealthy else FREE)
+            out.intents[v.name] = _UNHEALTHY if unhealthy else _FREE
+
+
+_FREE, _UNHEALTHY = NodeIntent(None, FREE), NodeIntent(None, UNHEALTHY)  # immutable, so shared
 
 
 class _FreeClusters:

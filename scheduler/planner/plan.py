@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from scheduler.cluster import Keys, Snapshot
@@ -35,7 +36,7 @@ from scheduler.planner.placement import Placement, place
 from scheduler.planner.shortfall import shortfalls
 from scheduler.planner.statuses import Standing, stage_in_force, standings
 from scheduler.planner.targets import ModelCapacity, compute_targets, wind_down_targets
-from scheduler.policy import Policy, Pool, WindDownMode
+from scheduler.policy import UNITS, Policy, Pool, WindDownMode
 from scheduler.wire import allocation as allocation_wire
 
 _NO_POOL = Pool.model_construct(
@@ -96,18 +97,20 @@ def plan(
     capacity = {m: ModelCapacity(tuple(slots[m])) for m in policy.models}
     held_plain = {c: dict(per) for c, per in held.items()}
 
-    wd = wind_down_targets(stand, held_plain, units, at)
-    targets = compute_targets(stand, capacity, units, wd)
-    short = shortfalls(policy, stand, targets, capacity, windows, frozen_free)
-    timeouts = {
-        c: (s.elimination.wind_down.drainTimeout if s.elimination else force.wind_down.drainTimeout)
-        for c, s in stand.items()
-    }
+    # GPUs held in clusters never seen since the daemon started (by the teams' own records): they
+    # are part of the team's target, counted as held, and not sought again among the nodes seen
     away: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for teams in (unseen or {}).values():
         for team, per in teams.items():
             for m, g in per.items():
                 away[team][m] += g
+    wd = wind_down_targets(stand, held_plain, units, at)
+    targets = _with_away(compute_targets(_less_away(stand, away, units), capacity, units, wd), away, stand)
+    short = shortfalls(policy, stand, targets, capacity, windows, frozen_free)
+    timeouts = {
+        c: (s.elimination.wind_down.drainTimeout if s.elimination else force.wind_down.drainTimeout)
+        for c, s in stand.items()
+    }
     placement = place(
         views,
         {c: {m: max(0, g - away[c][m]) if c in away else g for m, g in t.items()} for c, t in targets.items()},
@@ -204,6 +207,36 @@ def plan(
     actions = list(placement.actions) + _namespace_actions(result, snapshot, policy.multi_cluster)
     result.actions = sorted(actions, key=Action.sort_key)
     return result
+
+
+def _less_away(
+    stand: Mapping[str, Standing], away: Mapping[str, Mapping[str, int]], units: Mapping[str, int]
+) -> dict[str, Standing]:
+    """The active teams' quotas less what they hold in clusters not seen (see plan()): what is
+    left to seek among the nodes seen."""
+    out = dict(stand)
+    for c, per in away.items():
+        s = stand.get(c)
+        if s is None or s.status != ACTIVE:
+            continue
+        if UNITS in s.quota:
+            quota = {UNITS: max(0, s.quota[UNITS] - sum(g * units.get(m, 1) for m, g in per.items()))}
+        else:
+            quota = {m: max(0, q - per.get(m, 0)) for m, q in s.quota.items()}
+        out[c] = replace(s, quota=quota)
+    return out
+
+
+def _with_away(
+    targets: dict[str, dict[str, int]], away: Mapping[str, Mapping[str, int]], stand: Mapping[str, Standing]
+) -> dict[str, dict[str, int]]:
+    """Targets with the GPUs held in clusters not seen added back (active teams)."""
+    for c, per in away.items():
+        if c in stand and stand[c].status == ACTIVE:
+            mine = targets.setdefault(c, {})
+            for m, g in per.items():
+                mine[m] = mine.get(m, 0) + g
+    return targets
 
 
 def _drain_from(stand: Mapping[str, Standing], at: datetime) -> dict[str, datetime]:

@@ -66,7 +66,10 @@ def shortfalls(
             if s.quota[UNITS] > held:
                 amount[UNITS] = s.quota[UNITS] - held
                 open_models = [m for m in sorted(capacity) if capacity[m].gpus > 0]
-                if not open_models:
+                stuck = _stuck(frozen_free, None)
+                if stuck:
+                    reasons.append(stuck)
+                elif not open_models:
                     reasons.append("no pool is open" + _why_closed(policy, None, closed))
                 elif any(left[m] > 0 for m in open_models):
                     reasons.append("whole nodes: the next free node would exceed the units quota")
@@ -78,12 +81,9 @@ def shortfalls(
                 if quota <= have:
                     continue
                 amount[m] = quota - have
-                stuck = {k: g for k, g in (frozen_free or {}).get(m, {}).items() if g > 0}
+                stuck = _stuck(frozen_free, m)
                 if stuck:
-                    where = ", ".join(f"{g} in {k}" for k, g in sorted(stuck.items()))
-                    reasons.append(
-                        f"free {m} GPUs ({where}) are in a cluster that is not answering: frozen until it does"
-                    )
+                    reasons.append(stuck)
                 elif capacity.get(m) is None or capacity[m].gpus == 0:
                     reasons.append(f"no {m} pool is open" + _why_closed(policy, m, closed))
                 elif left[m] > 0:
@@ -93,6 +93,16 @@ def shortfalls(
         if amount:
             out[c] = Shortfall(amount, "; ".join(reasons))
     return out
+
+
+def _stuck(frozen_free: Mapping[str, Mapping[str, int]] | None, model: str | None) -> str:
+    """The reason when free GPUs (of `model`, or of any model) sit in frozen clusters, else ""."""
+    parts = [
+        f"free {m} GPUs ({', '.join(f'{g} in {k}' for k, g in sorted(per.items()) if g > 0)})"
+        for m, per in sorted((frozen_free or {}).items())
+        if (model is None or m == model) and any(g > 0 for g in per.values())
+    ]
+    return " and ".join(parts) + " are in a cluster that is not answering: frozen until it does" if parts else ""
 
 
 def _why_closed(policy: Policy, model: str | None, closed: Mapping[str, str]) -> str:

@@ -306,6 +306,7 @@ def test_a_daemon_restarted_while_a_cluster_is_down_counts_what_the_teams_hold_t
             outcome = restarted.reconcile()
         b = outcome.plan.consortium("b")
         assert b.allocated == {"B200": 128} and b.clusters == {b_home: {"B200": 128}}
+        assert b.target == {"B200": 128} and b.short == {}  # its quota is not lowered nor reported short
         assert not [n for n, who in fleet.holders().items() if who == "b" and n.startswith(other + "/")]
         assert [k.up for k in outcome.plan.clusters if k.name == b_home] == [False]
     finally:

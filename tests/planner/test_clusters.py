@@ -13,7 +13,7 @@ from scheduler.cluster.fleet import combine, part, split
 from scheduler.planner import plan
 from scheduler.planner.apply import apply
 from scheduler.planner.clusters import for_cluster
-from scheduler.planner.model import DRAIN, DRAINING, EVICT
+from scheduler.planner.model import ASSIGN, DRAIN, DRAINING, EVICT
 from scheduler.policy import PolicyError, load_policy_texts
 from tests.builders import cluster, nodes, program_yaml, programme, stage_yaml, t
 from tests.keys import KEYS
@@ -72,6 +72,24 @@ def test_a_team_is_not_moved_to_a_roomier_cluster_when_its_quota_grows():
     p = plan(policy, fleet(nhn, kakao), t("2026-02-01 00:00"), KEYS)
     assert set(held(p, "a")) == {"nhn"} and len(held(p, "a")["nhn"]) == 32
     assert not [a for a in p.actions if a.action == DRAIN]
+
+
+def test_a_split_team_is_gathered_in_one_cluster_once_one_has_room_for_all_of_it():
+    policy = two_clusters(stage_yaml("s1", START, "[a]", "{a: {B200: 512}}"))
+    nhn = cluster(nodes("b200", 40, owner="a"))  # 320, nhn full
+    kakao = cluster(nodes("b200", 24, owner="a"), nodes("b200", 16, start=24))  # 192 and 128 free
+    p = plan(policy, fleet(nhn, kakao), t("2026-02-01 00:00"), KEYS)
+    assert not [x for x in p.actions if x.action == DRAIN]  # no room anywhere for all 512: it stays split
+    assert p.consortium("a").split_reason.startswith("split-across-clusters: B200: 320 in nhn and 192 in kakao (")
+    roomy = cluster(nodes("b200", 24, owner="a"), nodes("b200", 56, start=24))  # 448 free: room for nhn's 320
+    p = plan(policy, fleet(nhn, roomy), t("2026-02-01 00:00"), KEYS)
+    assert {x.node.split("/")[0] for x in p.actions if x.action == DRAIN} == {"nhn"}
+    assert len([x for x in p.actions if x.action == DRAIN]) == 40
+    assert {x.node.split("/")[0] for x in p.actions if x.action == ASSIGN} == {"kakao"}
+    assert p.consortium("a").allocated == {"B200": 512} and p.consortium("a").clusters == {"kakao": {"B200": 512}}
+    settled = plan(policy, apply(fleet(nhn, roomy), p, policy, KEYS, busy=False), t("2026-02-01 00:01"), KEYS)
+    assert p.consortium("a").split_reason == "" and settled.consortium("a").clusters == {"kakao": {"B200": 512}}
+    assert not [x for x in settled.actions if x.action in (DRAIN, ASSIGN)]
 
 
 def test_node_names_repeat_across_clusters_and_stay_apart():

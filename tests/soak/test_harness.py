@@ -8,13 +8,13 @@ import pytest
 
 from tests.keys import KEYS
 from scheduler.planner.model import ConsortiumPlan, Plan
-from scheduler.policy import load_policy
 from scheduler.sandbox import SandboxServer
 
 from tests.soak.checks import DeadlineLedger, PodLedger, ownership_problems, plan_problems
 from tests.soak.cluster import agent_pod, gpu_pod, soak_cluster
 from tests.soak.process import DaemonProcess, Killed, ProgrammeWall
 from tests.soak.soak import REPO
+from tests.realpolicy import one_cluster_dir, one_cluster_policy
 
 NOW = datetime.fromisoformat("2026-01-15T03:00:00+09:00")
 
@@ -29,11 +29,11 @@ def node(name, owner=None, state=None, taints=(), started=None, deadline=None):
 @pytest.mark.parametrize("concurrency", [1, 8], ids=["one-at-a-time", "8-at-a-time"])
 def test_a_kill_after_k_writes_leaves_exactly_k_writes_made(tmp_path, concurrency):
     """Each write asks `is_leader` before it goes: once the switch trips, no writer thread starts another."""
-    policy = load_policy(REPO / "policies")
+    policy = one_cluster_policy()  # the real programme as one cluster (tests/realpolicy.py): one sandbox API
     with SandboxServer(port=0) as server:
         server.load_list(soak_cluster(policy, 16))
         wall = ProgrammeWall(datetime.fromisoformat("2025-08-04T00:00:00+09:00").timestamp())
-        proc = DaemonProcess(server.write_kubeconfig(tmp_path / "kubeconfig"), REPO / "policies", wall, seed=1,
+        proc = DaemonProcess(server.write_kubeconfig(tmp_path / "kubeconfig"), one_cluster_dir(), wall, seed=1,
                              writes=Counter(), retries=Counter(), concurrency=concurrency)
         with pytest.raises(Killed):
             proc.reconcile(kill_after=7)
