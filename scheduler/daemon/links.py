@@ -73,7 +73,7 @@ class Routes:
                 if name not in names:
                     problem(
                         f"{flag} names cluster {name!r}{did_you_mean(name, names)}, which the policy does not list "
-                        f"(its clusters: {', '.join(names)}); ignored",
+                        f"(its clusters: {', '.join(names)})" + ("; ignored" if problems is not None else ""),
                         frozen=False,
                     )
         known = set(contexts)

@@ -163,6 +163,7 @@ class _ModelPlacement:
         self.free: list[NodeView] = []
         self.pool: _FreeClusters | None = None
         self.pinned: set[str] = set()  # nodes of frozen clusters: counted, never moved
+        self.fresh: set[str] = set()  # nodes given out by this plan (fill): not running anything yet
 
     def target(self, c: str) -> int:
         return self.targets.get(c, {}).get(self.model, 0)
@@ -332,6 +333,7 @@ class _ModelPlacement:
             if view is None:
                 continue
             self.kept[c].append(view)
+            self.fresh.add(view.name)
             counts[view.block] = counts.get(view.block, 0) + 1
             alloc += view.gpus
             out.actions.append(
@@ -358,9 +360,15 @@ class _ModelPlacement:
         for c in sorted(needs, key=lambda c: (-needs[c], c)):
             held = _cluster_gpus(self.kept.get(c, []))
             target = self.target(c)
-            if held:
-                home = min(held, key=lambda k: (-held[k], k))
+            stays = min(held, key=lambda k: (-held[k], k)) if held else ""
+            roomy = [k for k in free if free[k] >= target]  # room there for all of it, not just the need
+            if held and (held[stays] + free.get(stays, 0) >= target or not roomy):
+                home = stays
                 why = f"it holds its {self.model} GPUs in {home} and is not moved without cause"
+            elif held:  # it grows beyond where it is, and another cluster has room for all of it
+                home = min(roomy, key=lambda k: (-until[k], free[k], k))
+                why = f"moving to {home}, which has room for all {target}"
+                free[home] -= min(target - needs[c], free[home])  # what it will gather there (consolidate)
             elif free:
                 fits = [k for k in free if free[k] >= needs[c]]
                 if fits:
@@ -420,6 +428,15 @@ class _ModelPlacement:
                     continue
                 leaving = [v for v in mine if v.node.cluster != home]
                 self.kept[c] = [v for v in self.kept[c] if v.node.cluster == home] + taken
+                given_back = {v.name for v in leaving if v.name in self.fresh}  # given by this plan: just not given
+                if given_back:
+                    self.out.actions[:] = [
+                        a for a in self.out.actions if not (a.action == ASSIGN and a.node in given_back)
+                    ]
+                    for v in leaving:
+                        if v.name in given_back:
+                            pool.put_back(v)
+                    leaving = [v for v in leaving if v.name not in given_back]
                 for view in taken:
                     self.out.actions.append(
                         Action(

@@ -179,7 +179,7 @@ def plan(
             for ns in cp.namespaces:
                 key = qualified(cluster, ns)
                 if key not in snapshot.namespaces:
-                    if not here:
+                    if not here or cluster in frozen:  # nothing needed there, or nothing seen of it
                         continue
                     missing.append(MissingNamespace(cluster, cp.name, ns, here))
                 ns_labels[key] = {**labels, keys.cluster_gpus: str(here)}

@@ -1,6 +1,7 @@
 """A programme of several clusters (docs/planning.md, Clusters): quotas stay one number per
-team, a team's GPUs of a model stay in one cluster where they can, a split is said, nobody is
-moved between clusters without cause, and a cluster that stops answering is frozen as it was."""
+team, a team's GPUs of a model stay in one cluster where they can, a split is said (and undone
+once a cluster has room: the one cause that moves a team), and a cluster that stops answering is
+frozen as it was."""
 
 from __future__ import annotations
 
@@ -72,6 +73,16 @@ def test_a_team_is_not_moved_to_a_roomier_cluster_when_its_quota_grows():
     p = plan(policy, fleet(nhn, kakao), t("2026-02-01 00:00"), KEYS)
     assert set(held(p, "a")) == {"nhn"} and len(held(p, "a")["nhn"]) == 32
     assert not [a for a in p.actions if a.action == DRAIN]
+
+
+def test_a_team_that_outgrows_its_cluster_moves_whole_to_one_with_room_for_all_of_it():
+    policy = two_clusters(stage_yaml("s1", START, "[a]", "{a: {B200: 512}}"))
+    nhn = cluster(nodes("b200", 32, owner="a"), nodes("b200", 8, start=32))  # 256 held, room for 320 only
+    kakao = cluster(nodes("b200", 80))
+    p = plan(policy, fleet(nhn, kakao), t("2026-02-01 00:00"), KEYS)
+    assert p.consortium("a").clusters == {"kakao": {"B200": 512}}
+    assert {x.node.split("/")[0] for x in p.actions if x.action == ASSIGN} == {"kakao"}  # nothing given in nhn
+    assert len([x for x in p.actions if x.action == DRAIN and x.node.startswith("nhn/")]) == 32
 
 
 def test_a_split_team_is_gathered_in_one_cluster_once_one_has_room_for_all_of_it():
