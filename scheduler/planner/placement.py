@@ -349,40 +349,57 @@ class _ModelPlacement:
 
     def home_clusters(self, needs: dict[str, int], pool: _FreeClusters) -> dict[str, str]:
         """The cluster each team below target takes its nodes from first. A job cannot span
-        clusters, so a team's GPUs of a model belong in one: where it holds most already (it is
-        never moved without cause); else, largest need first, among the clusters whose free GPUs
-        fit the whole need, the one whose pools stay open longest (a lease ending soon would move
-        the team again), then the tightest fit (leaving the roomier ones to the next); else the
-        one with most free. Each choice, and why, is kept for the plan to explain a split."""
+        clusters, so a team's GPUs of a model belong in one. First, every team that can grow
+        where it holds most stays there, and that room is its own (a team is never moved to make
+        room for another). Then, largest need first: a team that cannot grow where it is moves
+        whole to a cluster with room for all of its target, if one has; a newcomer goes, among
+        the clusters whose free GPUs fit its need, to the one whose pools stay open longest (a
+        lease ending soon would move it again), then the tightest fit (leaving the roomier ones
+        to the next), else to the one with most free. Each choice, and why, is kept for the plan
+        to explain a split."""
         free = dict(pool.free_gpus())
         until = self.open_until()
         homes: dict[str, str] = {}
-        for c in sorted(needs, key=lambda c: (-needs[c], c)):
-            held = _cluster_gpus(self.kept.get(c, []))
+        order = sorted(needs, key=lambda c: (-needs[c], c))
+
+        def choose(c: str, home: str, why: str, reserve: int) -> None:
+            homes[c] = home
+            self.out.homes[c][self.model] = why
+            if home in free:
+                free[home] -= min(reserve, free[home])
+
+        where = {c: _cluster_gpus(self.kept.get(c, [])) for c in order}
+        stays = {c: min(held, key=lambda k: (-held[k], k)) for c, held in where.items() if held}
+        for c in order:
+            if c in stays and where[c][stays[c]] + free.get(stays[c], 0) >= self.target(c):
+                choose(c, stays[c], f"it holds its {self.model} GPUs in {stays[c]} and is not moved", needs[c])
+        for c in order:
+            if c in homes:
+                continue
             target = self.target(c)
-            stays = min(held, key=lambda k: (-held[k], k)) if held else ""
             roomy = [k for k in free if free[k] >= target]  # room there for all of it, not just the need
-            if held and (held[stays] + free.get(stays, 0) >= target or not roomy):
-                home = stays
-                why = f"it holds its {self.model} GPUs in {home} and is not moved without cause"
-            elif held:  # it grows beyond where it is, and another cluster has room for all of it
+            if c in stays and roomy:  # it outgrows its cluster, and another has room for all of it
                 home = min(roomy, key=lambda k: (-until[k], free[k], k))
-                why = f"moving to {home}, which has room for all {target}"
-                free[home] -= min(target - needs[c], free[home])  # what it will gather there (consolidate)
+                choose(c, home, f"moving to {home}, which has room for all {target}", target)
+            elif c in stays:
+                choose(
+                    c,
+                    stays[c],
+                    f"it holds its {self.model} GPUs in {stays[c]}; no cluster has room for all {target}",
+                    needs[c],
+                )
             elif free:
                 fits = [k for k in free if free[k] >= needs[c]]
                 if fits:
                     home = min(fits, key=lambda k: (-until[k], free[k], k))
-                    why = f"{home} had {free[home]} free {self.model} GPUs for it when placing began"
+                    choose(
+                        c, home, f"{home} had {free[home]} free {self.model} GPUs for it when placing began", needs[c]
+                    )
                 else:
                     home = max(free, key=lambda k: (free[k], until[k], k))
-                    why = f"no cluster had all {target} free for it"
+                    choose(c, home, f"no cluster had all {target} free for it", needs[c])
             else:
-                home, why = "", "no cluster had free nodes"
-            homes[c] = home
-            self.out.homes[c][self.model] = why
-            if home in free:
-                free[home] -= min(needs[c], free[home])
+                choose(c, "", "no cluster had free nodes", 0)
         return homes
 
     def open_until(self) -> dict[str, float]:

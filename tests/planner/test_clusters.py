@@ -1,7 +1,7 @@
 """A programme of several clusters (docs/planning.md, Clusters): quotas stay one number per
-team, a team's GPUs of a model stay in one cluster where they can, a split is said (and undone
-once a cluster has room: the one cause that moves a team), and a cluster that stops answering is
-frozen as it was."""
+team, a team's GPUs of a model stay in one cluster where they can, a team that outgrows its
+cluster moves whole to one with room (never to make room for another), a split is said and undone
+once a cluster has room, and a cluster that stops answering is frozen as it was."""
 
 from __future__ import annotations
 
@@ -101,6 +101,21 @@ def test_a_split_team_is_gathered_in_one_cluster_once_one_has_room_for_all_of_it
     settled = plan(policy, apply(fleet(nhn, roomy), p, policy, KEYS, busy=False), t("2026-02-01 00:01"), KEYS)
     assert p.consortium("a").split_reason == "" and settled.consortium("a").clusters == {"kakao": {"B200": 512}}
     assert not [x for x in settled.actions if x.action in (DRAIN, ASSIGN)]
+
+
+def test_a_team_that_can_grow_where_it_is_is_never_moved_to_make_room_for_another():
+    pools = tuple(f"{{name: {c}-b200, gpuModel: B200, cluster: {c}, nodeSelector: {{pool: b200}}}}"
+                  for c in ("east", "west", "north"))
+    policy = programme(stage_yaml("s1", START, "[a, b]", "{a: {B200: 1024}, b: {B200: 1024}}"), pools=pools,
+                       clusters="[{name: east}, {name: west}, {name: north}]")
+    east = cluster(nodes("b200", 64, owner="b"), nodes("b200", 128, start=64))  # b: 512 held, room for 1024 more
+    west = cluster(nodes("b200", 256))  # 2048 free
+    north = cluster(nodes("b200", 64, owner="a"))  # a: 512 held, no room
+    p = plan(policy, combine({"east": east, "west": west, "north": north}), t("2026-02-01 00:00"), KEYS)
+    # a must move (north is full) and east would be the tightest fit for all of it, but that room is b's
+    assert p.consortium("b").clusters == {"east": {"B200": 1024}}
+    assert not [x for x in p.actions if x.action == DRAIN and x.consortium == "b"]
+    assert p.consortium("a").clusters == {"west": {"B200": 1024}}
 
 
 def test_node_names_repeat_across_clusters_and_stay_apart():
