@@ -24,11 +24,10 @@ from kubernetes.client.exceptions import ApiException
 
 from scheduler.actuator.connect import connect
 from scheduler.cluster.synthetic import builtin_cluster
-from scheduler.daemon.policy_source import PolicySource
 from scheduler.sandbox import SandboxServer, UserInfo
 from scheduler.telemetry.agent import NodeAnnotationPublisher
 from tests.helm.conftest import NAMESPACE, template
-from tests.security.conftest import PROGRAM, STAGES, Cluster
+from tests.security.conftest import Cluster, loaded_programme
 
 PREFIX = "gpu-scheduler.sovereign-ai.kr/"
 LG, LG_NS, UPSTAGE, UPSTAGE_NS = "lg", "lg-exaone", "upstage", "upstage-solar"
@@ -125,13 +124,7 @@ class Enforced:
 def enforced(helm, kubectl, tmp_path: Path) -> Iterator[Enforced]:
     """The rendered policies applied with kubectl, then the programme handed out by the controller
     under its own ServiceAccount: every one of its writes passed the policies."""
-    folder = tmp_path / "policies"
-    folder.mkdir()
-    (folder / "program.yaml").write_text(PROGRAM)
-    (folder / "stages.yaml").write_text(STAGES)
-    source = PolicySource(folder)
-    source.reload()
-    assert source.policy is not None, source.error
+    source = loaded_programme(tmp_path / "policies")
     server = SandboxServer(port=0, seed=1).start()
     try:
         server.load_list(builtin_cluster(source.policy))

@@ -33,13 +33,12 @@ from kubernetes_validate import ValidationError, validate
 from scheduler.actuator.connect import connect
 from scheduler.cli.parser import build_parser
 from scheduler.cluster.synthetic import builtin_cluster
-from scheduler.daemon.policy_source import PolicySource
 from scheduler.sandbox import SandboxServer, UserInfo
 from scheduler.telemetry.agent import NodeAnnotationPublisher
 from tests.helm.conftest import CHART, NAMESPACE, RELEASE, VALUE_SETS, VALUES, Render, run_helm, template
 from tests.helm.test_admission import ENGINEER, LG, POLICY_KINDS, PREFIX, Enforced, agent_on, rendered_admission
 from tests.helm.test_rbac import granted, table
-from tests.security.conftest import PROGRAM, STAGES, Cluster
+from tests.security.conftest import Cluster, loaded_programme
 
 KUBERNETES = "1.35.0"
 FULL = f"{RELEASE}-gpu-scheduler"
@@ -372,13 +371,7 @@ def test_the_controller_writes_through_the_remote_policies_with_the_token_and_no
     (secret,) = r.all("Secret")
     controller = UserInfo.service_account(secret["metadata"]["namespace"],
                                           secret["metadata"]["annotations"]["kubernetes.io/service-account.name"])
-    folder = tmp_path / "policies"
-    folder.mkdir()
-    (folder / "program.yaml").write_text(PROGRAM)
-    (folder / "stages.yaml").write_text(STAGES)
-    source = PolicySource(folder)
-    source.reload()
-    assert source.policy is not None, source.error
+    source = loaded_programme(tmp_path / "policies")
     server = SandboxServer(port=0, seed=1).start()
     try:
         server.load_list(builtin_cluster(source.policy))

@@ -164,13 +164,25 @@ class Cluster:
                            "gpus": gpus, "error": error})
 
 
-@pytest.fixture
-def policy_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "policies"
+def write_programme(folder: Path) -> Path:
+    """PROGRAM and STAGES as a policy folder."""
     folder.mkdir()
     (folder / "program.yaml").write_text(PROGRAM)
     (folder / "stages.yaml").write_text(STAGES)
     return folder
+
+
+def loaded_programme(folder: Path) -> PolicySource:
+    """The policy source of write_programme(folder), loaded (and valid)."""
+    source = PolicySource(write_programme(folder))
+    source.reload()
+    assert source.policy is not None, source.error
+    return source
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    return write_programme(tmp_path / "policies")
 
 
 @pytest.fixture
