@@ -12,7 +12,7 @@ import functools
 import gc
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from scheduler.cluster.labels import GPU_RESOURCE, RESOURCE_QUOTA_NAME, Keys
-from scheduler.cluster.snapshot import GpuPod, Namespace, Node, Snapshot, Taint
+from scheduler.cluster.snapshot import EMPTY, GpuPod, Namespace, Node, Snapshot, Taint
 from scheduler.wire import quota, telemetry, timestamps
 
 _EMPTY_MAP = msgspec.Raw(b"{}")
@@ -222,10 +222,10 @@ def node_from(item: _Item, keys: Keys) -> Node:
     report = ann.get(keys.telemetry)
     if report:
         healthy_gpus, utilization, telemetry_at = _telemetry(report)
-    labels = _labels(m, keys.node_labels)
+    labels = _node_labels(m, keys.node_labels)
     return Node(
         m.name,
-        MappingProxyType(labels),
+        labels,
         _quantity(item.status.allocatable.get(GPU_RESOURCE), lambda: f"node {m.name}: allocatable {GPU_RESOURCE}"),
         ready,
         item.spec.unschedulable,
@@ -234,8 +234,8 @@ def node_from(item: _Item, keys: Keys) -> Node:
         timestamps.decode(ann.get(keys.drain_started)) if ann else None,
         timestamps.decode(ann.get(keys.drain_deadline)) if ann else None,
         ann.get(keys.drain_reason) if ann else None,
-        tuple([Taint(t.key, t.value, t.effect) for t in taints]) if taints else (),
-        MappingProxyType(ann),
+        _taints(tuple([(t.key, t.value, t.effect) for t in taints])) if taints else (),
+        MappingProxyType(ann) if ann else EMPTY,
         healthy_gpus,
         utilization,
         telemetry_at,
@@ -257,11 +257,29 @@ def _some_keys(wanted: frozenset[str]) -> tuple[tuple[str, ...], msgspec.json.De
     return keys, msgspec.json.Decoder(struct)
 
 
-def _labels(m: _Meta, wanted: frozenset[str] | None) -> dict[str, str]:
-    """The object's labels (all, or those `wanted`), as a plain dict."""
+def _node_labels(m: _Meta, wanted: frozenset[str] | None) -> Mapping[str, str]:
+    """A node's labels, read-only. When only the labels planning reads are kept, nodes of one
+    pool, block, team and state carry the same few, and they share one mapping: a fleet's cache
+    holds a handful of them instead of one per node (what is shared is immutable)."""
     if wanted is None:
-        return _strings(m, "labels")
-    return _some(m, "labels", wanted)
+        return MappingProxyType(_strings(m, "labels"))
+    keys, decoder = _some_keys(wanted)
+    try:
+        values = msgspec.structs.astuple(decoder.decode(m.labels))
+    except msgspec.DecodeError as err:
+        raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.labels: {err}") from None
+    return _shared_labels(keys, values)
+
+
+@functools.lru_cache(maxsize=65536)
+def _shared_labels(keys: tuple[str, ...], values: tuple[str | None, ...]) -> Mapping[str, str]:
+    return MappingProxyType({k: v for k, v in zip(keys, values, strict=True) if v is not None})
+
+
+@functools.lru_cache(maxsize=4096)
+def _taints(taints: tuple[tuple[str, str, str], ...]) -> tuple[Taint, ...]:
+    """A node's taints, shared by every node that carries the same ones (most carry one or two)."""
+    return tuple(Taint(key, value, effect) for key, value, effect in taints)
 
 
 def _node_annotations(m: _Meta, keys: Keys) -> dict[str, str]:
