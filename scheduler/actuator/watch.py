@@ -23,6 +23,8 @@ from scheduler.cluster.labels import RESOURCE_QUOTA_NAME
 
 log = logging.getLogger(__name__)
 
+Key = str | tuple[str, str]  # a cached object's key (_key)
+
 
 class _Event(msgspec.Struct, frozen=True):
     type: str
@@ -93,7 +95,8 @@ class Watcher:
         # resources whose last list or watch failed and has not been seen working since: the
         # cache may be missing changes there, so a reconcile must not trust it
         self.failing: set[str] = set()
-        self._state: dict[str, dict[tuple[str, str], Any]] = {r: {} for r in LISTS}
+        # by name for nodes and namespaces, by (namespace, name) for the rest (_key)
+        self._state: dict[str, dict[Key, Any]] = {r: {} for r in LISTS}
         self._version = 0
         self._cond = threading.Condition()
         self._stopping = threading.Event()
@@ -254,12 +257,12 @@ class Watcher:
 
     def _apply(self, resource: str, type_: str, raw: msgspec.Raw) -> None:
         meta = _OBJ.decode(raw).metadata
-        key = (meta.namespace, meta.name)
+        key = _key(resource, meta.namespace, meta.name)
         wrapped = (
             b"" if type_ == "DELETED" else b'{"kind":"' + _LIST_KIND[resource] + b'","items":[' + bytes(raw) + b"]}"
         )
 
-        def decoded(keys: Keys) -> dict[tuple[str, str], Any]:
+        def decoded(keys: Keys) -> dict[Key, Any]:
             return dict(_entries(resource, decode_snapshot(wrapped, keys))) if wrapped else {}
 
         keys = self.keys
@@ -287,13 +290,19 @@ class Watcher:
             self.on_change()
 
 
-def _entries(resource: str, snap: Snapshot) -> Iterator[tuple[tuple[str, str], Any]]:
-    """The snapshot's objects of one resource, keyed by (namespace, name). A pod that is not a
-    running GPU pod, or a quota other than ours, decodes to nothing (and so drops out)."""
+def _key(resource: str, namespace: str, name: str) -> Key:
+    """A cached object's key: its name for nodes and namespaces (cluster-scoped: a fleet's cache
+    then keeps no key of its own per node), else (namespace, name)."""
+    return name if resource in ("nodes", "namespaces") else (namespace, name)
+
+
+def _entries(resource: str, snap: Snapshot) -> Iterator[tuple[Key, Any]]:
+    """The snapshot's objects of one resource, keyed as _key says. A pod that is not a running
+    GPU pod, or a quota other than ours, decodes to nothing (and so drops out)."""
     if resource == "nodes":
-        yield from ((("", n.name), n) for n in snap.nodes)
+        yield from ((n.name, n) for n in snap.nodes)
     elif resource == "namespaces":
-        yield from ((("", name), ns) for name, ns in snap.namespaces.items())
+        yield from snap.namespaces.items()
     elif resource == "resourcequotas":
         yield from (((ns, RESOURCE_QUOTA_NAME), hard) for ns, hard in snap.quotas.items())
     else:
