@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from scheduler.cluster import Keys, Snapshot
-from scheduler.cluster.fleet import SEPARATOR, qualified
+from scheduler.cluster.fleet import qualified
 from scheduler.planner.changepoints import change_points, policy_change_points
 from scheduler.planner.model import (
     ACTIVE,
@@ -166,11 +166,14 @@ def plan(
     ns_annotations: dict[str, dict[str, str]] = {}
     ns_quotas: dict[str, int] = {}
     missing: list[MissingNamespace] = []
+    written: dict[str, list[str]] = {}  # each consortium's namespaces as the plan names them
     for cp in consortia:
         labels, annotations, gpus = namespace_state(policy, cp, stage, keys, pending)
+        written[cp.name] = mine = []
         if not policy.multi_cluster:
             for ns in cp.namespaces:
                 ns_labels[ns], ns_annotations[ns], ns_quotas[ns] = labels, annotations, gpus
+                mine.append(ns)
             continue
         # several clusters: each namespace of the team in each cluster where it exists or where the
         # team holds GPUs, its ResourceQuota the GPUs held there (a job runs in one cluster)
@@ -184,6 +187,7 @@ def plan(
                     missing.append(MissingNamespace(cluster, cp.name, ns, here))
                 ns_labels[key] = {**labels, keys.cluster_gpus: str(here)}
                 ns_annotations[key], ns_quotas[key] = annotations, here
+                mine.append(key)
     result = Plan(
         at=at,
         stage=stage,
@@ -204,7 +208,7 @@ def plan(
         clusters=cluster_plans,
         missing_namespaces=missing,
     )
-    actions = list(placement.actions) + _namespace_actions(result, snapshot, policy.multi_cluster)
+    actions = list(placement.actions) + _namespace_actions(result, snapshot, written)
     result.actions = sorted(actions, key=Action.sort_key)
     return result
 
@@ -258,7 +262,8 @@ def _drain_from(stand: Mapping[str, Standing], at: datetime) -> dict[str, dateti
 def _split_reason(where: Mapping[str, Mapping[str, int]], homes: Mapping[str, str]) -> str:
     """Why a team's GPUs of a model are in more than one cluster, or "" when none is. `homes`:
     per model, why placement sought them where it did (Placement.homes); none when this plan
-    placed no node of that model for the team (the split is older: teams are not moved)."""
+    placed no node of that model for the team (the split is older, and no cluster has had room
+    to gather it since)."""
     parts = []
     for model in sorted({m for per in where.values() for m in per}):
         holding = sorted(
@@ -381,21 +386,13 @@ def namespace_state(
     return labels, annotations, c.allocated_gpus
 
 
-def _namespace_keys(result: Plan, c: ConsortiumPlan, multi: bool) -> list[str]:
-    """The plan's keys for `c`'s namespaces: their names, or in a programme of several clusters
-    `cluster/name` for each cluster where one is written (see plan())."""
-    if not multi:
-        return list(c.namespaces)
-    wanted = set(c.namespaces)
-    return [k for k in result.namespace_labels if SEPARATOR in k and k.partition(SEPARATOR)[2] in wanted]
-
-
-def _namespace_actions(result: Plan, snapshot: Snapshot, multi: bool) -> list[Action]:
+def _namespace_actions(result: Plan, snapshot: Snapshot, written: Mapping[str, list[str]]) -> list[Action]:
     """What the plan changes on each consortium namespace, as actions (for people: the writes
-    themselves are the actuator's diff of the same state)."""
+    themselves are the actuator's diff of the same state). `written`: each consortium's
+    namespaces as the plan names them (`cluster/name` in a programme of several)."""
     actions: list[Action] = []
     for c in result.consortia:
-        for ns in _namespace_keys(result, c, multi):
+        for ns in written[c.name]:
             labels, annotations = result.namespace_labels[ns], result.namespace_annotations[ns]
             gpus = result.namespace_quotas[ns]
             current = snapshot.namespaces.get(ns)
