@@ -357,6 +357,8 @@ class _ModelPlacement:
         lease ending soon would move it again), then the tightest fit (leaving the roomier ones
         to the next), else to the one with most free. Each choice, and why, is kept for the plan
         to explain a split."""
+        if set(pool.clusters) <= {""}:  # a programme of one cluster: there is nothing to choose
+            return dict.fromkeys(needs, "")
         free = dict(pool.free_gpus())
         until = self.open_until()
         homes: dict[str, str] = {}
@@ -406,10 +408,10 @@ class _ModelPlacement:
         """Per cluster, when its last pool of this model closes (a lease end; inf: never), as a
         number to sort by."""
         out: dict[str, float] = {}
-        for v in self.views:
-            end = self.rules.lease_ends.get(v.pool.name)
+        for pool, cluster in {(v.pool.name, v.node.cluster) for v in self.views}:
+            end = self.rules.lease_ends.get(pool)
             when = end.timestamp() if end is not None else float("inf")
-            out[v.node.cluster] = max(out.get(v.node.cluster, when), when)
+            out[cluster] = max(out.get(cluster, when), when)
         return out
 
     # 3b. a team whose GPUs of this model are split across clusters, when one of them now has room
