@@ -207,7 +207,7 @@ class Reconciler:
         if not events and not any(writes for _, _, writes in batches):
             for link, share, _ in batches:
                 self._remember(link, share)
-            self.rest = None if frozen else _rest(policy.sha256, token, leader, result, snapshot, stale_after)
+            self.rest = _rest(policy.sha256, token, leader, result, snapshot, stale_after)
             return Outcome(result)
         done = failed = 0
         # make before break across clusters too: every cluster's nodes given (and taken) before
