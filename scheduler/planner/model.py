@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -191,13 +191,7 @@ class ClusterPlan:
     assigned_gpus: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "up": self.up,
-            "nodes": self.nodes,
-            "gpus": self.gpus,
-            "assigned_gpus": self.assigned_gpus,
-        }
+        return asdict(self)
 
 
 @dataclass
