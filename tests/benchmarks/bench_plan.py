@@ -78,6 +78,18 @@ POLICY_DIR: Path | None = None
 write_cluster = benchlib.write_cluster
 check_generator = benchlib.check_generator
 
+# What every child below does first, with `policy_dir` set: load the policy and the label keys
+# planning reads.
+POLICY_AND_KEYS = r"""
+keys = Keys()
+policy = load_policy(policy_dir)  # the real programme as one cluster (tests/realpolicy.py)
+try:  # decode only the node labels planning reads, as `plan` and the daemon do (where the code can)
+    from scheduler.planner.nodes import label_keys
+    keys = keys.reading(label_keys(policy))
+except (ImportError, AttributeError):
+    pass
+"""
+
 # An unprofiled `plan`, split into the phases cmd_plan goes through (same calls, same order).
 PHASES = r"""
 import time; t0 = time.perf_counter()
@@ -89,14 +101,8 @@ from scheduler.policy import load_policy
 from scheduler.cli.render import plan_json
 t1 = time.perf_counter()
 gc.disable()  # as `gpu-scheduler plan` runs (scheduler.cli.main)
-keys = Keys()
-policy = load_policy(sys.argv[3])  # the real programme as one cluster (tests/realpolicy.py)
-try:  # decode only the node labels planning reads, as `plan` and the daemon do (where the code can)
-    from scheduler.planner.nodes import label_keys
-    keys = keys.reading(label_keys(policy))
-except (ImportError, AttributeError):
-    pass
-t2 = time.perf_counter()
+policy_dir = sys.argv[3]
+""" + POLICY_AND_KEYS + r"""t2 = time.perf_counter()
 snapshot = decode_snapshot_file(sys.argv[1], keys); t3 = time.perf_counter()
 result = plan(policy, snapshot, _instant(sys.argv[2], policy), keys); t4 = time.perf_counter()
 text = plan_json(result); t5 = time.perf_counter()
@@ -116,14 +122,7 @@ from scheduler.cluster import Keys, decode_snapshot
 from scheduler.planner import plan
 from scheduler.policy import load_policy
 path, at, runs, policy_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-keys = Keys()
-policy = load_policy(policy_dir)  # the real programme as one cluster (tests/realpolicy.py)
-try:  # decode only the node labels planning reads, as `plan` and the daemon do (where the code can)
-    from scheduler.planner.nodes import label_keys
-    keys = keys.reading(label_keys(policy))
-except (ImportError, AttributeError):
-    pass
-instant = _instant(at, policy)
+""" + POLICY_AND_KEYS + r"""instant = _instant(at, policy)
 data = open(path, "rb").read()
 out = {"json.loads": [], "json.loads gc off": [], "decode": [], "plan()": []}
 for _ in range(runs):
@@ -161,14 +160,7 @@ def rss():
             return int(line.split()[1])
 
 mode, kind, path, at, policy_dir = sys.argv[1:6]
-keys = Keys()
-policy = load_policy(policy_dir)  # the real programme as one cluster (tests/realpolicy.py)
-try:  # decode only the node labels planning reads, as `plan` and the daemon do (where the code can)
-    from scheduler.planner.nodes import label_keys
-    keys = keys.reading(label_keys(policy))
-except (ImportError, AttributeError):
-    pass
-instant = _instant(at, policy)
+""" + POLICY_AND_KEYS + r"""instant = _instant(at, policy)
 data = open(path, "rb").read()
 gc.collect(); before = rss()
 if mode == "live":
