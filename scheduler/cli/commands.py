@@ -11,7 +11,6 @@ import sys
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from scheduler import DOMAIN
@@ -25,7 +24,7 @@ if TYPE_CHECKING:  # the cluster package (msgspec) is imported by the commands t
 
 def _instant(text: str, policy: Policy) -> datetime:
     """A command-line instant; naive times are in the programme's timezone (as in policy files)."""
-    return parse_instant(text, SimpleNamespace(context={"timezone": policy.timezone}))
+    return parse_instant(text, policy.timezone)
 
 
 def _now(policy: Policy) -> datetime:
@@ -573,7 +572,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from scheduler.policy.models import Program, Stage
+    from scheduler.policy.schema import Program, Stage
 
     schemas = {
         "Program": Program.model_json_schema(mode="validation"),

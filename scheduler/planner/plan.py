@@ -39,7 +39,7 @@ from scheduler.planner.targets import ModelCapacity, compute_targets, wind_down_
 from scheduler.policy import UNITS, Policy, Pool, WindDownMode
 from scheduler.wire import allocation as allocation_wire
 
-_NO_POOL = Pool.model_construct(
+_NO_POOL = Pool(
     name="(no pool)",
     cluster=None,
     gpuModel="(none)",

@@ -13,20 +13,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ValidationError
-
 from scheduler.policy import limits
 from scheduler.policy.capacity import overcommit_warnings
 from scheduler.policy.crosscheck import crosscheck
 from scheduler.policy.errors import PolicyError, PolicyIssue
-from scheduler.policy.models import API_VERSION, KINDS, Program, Stage
+from scheduler.policy.models import API_VERSION, KINDS, Program, Refused, Stage, read
 from scheduler.policy.policy import Policy
 from scheduler.policy.types import DEFAULT_TIMEZONE
-from scheduler.policy.yamlmarks import Document, dotted, load_documents
+from scheduler.policy.yamlmarks import Document, load_documents
 
 SUFFIXES = (".yaml", ".yml")
 
-_Model = TypeVar("_Model", bound=BaseModel)
+_Doc = TypeVar("_Doc", Program, Stage)
 
 
 def policy_files(path: str | os.PathLike[str]) -> list[Path]:
@@ -153,15 +151,15 @@ def load_policy_texts(texts: dict[str, str]) -> Policy:
     zone = DEFAULT_TIMEZONE
     if programs:
         doc, data = programs[0]
-        program = _validate(Program, doc, data, {"timezone": zone}, issues)
-        if program is not None:
-            zone = ZoneInfo(program.spec.timezone)
-            # naive dates inside the Program itself are in its own timezone: validate again with it
-            program = Program.model_validate(data, context={"timezone": zone})
+        # naive dates inside the Program itself are in its own timezone
+        zone = _own_timezone(data)
+        program = _read(Program, doc, data, zone, issues)
+        if program is None:
+            zone = DEFAULT_TIMEZONE
 
     parsed_stages: list[tuple[Document, Stage]] = []
     for doc, data in stages:
-        stage = _validate(Stage, doc, data, {"timezone": zone}, issues)
+        stage = _read(Stage, doc, data, zone, issues)
         if stage is not None:
             parsed_stages.append((doc, stage))
 
@@ -180,38 +178,26 @@ def load_policy_texts(texts: dict[str, str]) -> Policy:
     )
 
 
-_FRIENDLY = {
-    "extra_forbidden": "unknown field (check the spelling; unknown keys are errors, not ignored)",
-    "missing": "required field is missing",
-}
-
-
-def _validate(
-    model: type[_Model], doc: Document, data: Any, context: dict[str, Any], issues: list[PolicyIssue]
-) -> _Model | None:
+def _own_timezone(data: dict[str, Any]) -> ZoneInfo:
+    """The timezone a Program names, if it names a valid one (else the default, and validation
+    says what is wrong with it)."""
+    spec = data.get("spec")
+    name = spec.get("timezone") if isinstance(spec, dict) else None
     try:
-        return model.model_validate(data, context=context)
-    except ValidationError as err:
-        for e in err.errors(include_url=False):
-            loc = tuple(e["loc"])
-            message = _FRIENDLY.get(e["type"]) or e["msg"]
-            if e["type"] == "string_pattern_mismatch" and "a-z0-9" in str(e.get("ctx", {}).get("pattern", "")):
-                message = (
-                    f"{e['input']!r} is not a DNS-1123 label: use lower-case letters, digits and '-', "
-                    "starting and ending with a letter or digit"
-                )
-            elif e["type"] == "string_too_long":
-                message = f"{e['input']!r} is longer than 63 characters"
-            elif e["type"] in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-                message = f"{e['input']!r} is out of range: {e['msg'][0].lower()}{e['msg'][1:]}"
-            elif e["type"] in ("value_error", "assertion_error"):
-                message = e["msg"].removeprefix("Value error, ")
-            elif e["type"] == "literal_error" and loc and loc[-1] == "kind":
-                message = e["msg"]
-            if e["type"] == "missing":
-                message = f"required field {loc[-1]!r} is missing"
-                line = doc.line_of(loc[:-1], key=True)
-            else:
-                line = doc.line_of(loc, key=True)  # a key's line, not the line where its block value starts
-            issues.append(PolicyIssue(doc.file, line, dotted(loc), message))
+        return ZoneInfo(name) if isinstance(name, str) and name else DEFAULT_TIMEZONE
+    except Exception:  # noqa: BLE001 - zoneinfo raises several kinds for a bad key
+        return DEFAULT_TIMEZONE
+
+
+def _read(kind: type[_Doc], doc: Document, data: Any, zone: ZoneInfo, issues: list[PolicyIssue]) -> _Doc | None:
+    """The document as the runtime model; when that refuses it, the pydantic schema says why, as
+    `file:line: field: message` for every problem in it."""
+    try:
+        return read(kind, data, zone)
+    except Refused as refused:
+        from scheduler.policy.schema import explain
+
+        explained = explain(kind.__name__, doc, data, zone)
+        # the two models agree (tested); should they not, the document is still refused
+        issues += explained or [PolicyIssue(doc.file, doc.line, "", f"refused: {refused}")]
         return None

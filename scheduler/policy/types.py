@@ -1,23 +1,23 @@
-"""Scalar types of the policy language: durations, instants, DNS-1123 names.
+"""Scalars of the policy language: durations, instants, DNS-1123 names, timezones.
 
-Naive dates and datetimes are read in the programme's timezone, which the loader passes in the
-pydantic validation context (`{"timezone": ZoneInfo(...)}`).
+Plain functions and patterns, shared by the runtime model (models.py) and the schema that explains
+a refusal (schema.py). Naive dates and datetimes are read in the programme's timezone, which the
+caller passes in.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
-
-from pydantic import BeforeValidator, PlainSerializer, StringConstraints, ValidationInfo, WithJsonSchema
 
 from scheduler.policy.limits import MAX_YEAR, MIN_YEAR
 
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+GPU_MODEL_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,40}[A-Za-z0-9])?$"
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Seoul")
 # what a bad date or time says it should look like (policy files and command-line flags alike)
 INSTANT_FORMATS = "use 2026-08-01, 2026-08-01T09:00 or 2026-08-01T09:00:00+09:00 (no offset: the programme's timezone)"
@@ -52,14 +52,15 @@ def format_duration(value: timedelta) -> str:
     return out
 
 
-def _zone(info: ValidationInfo | None) -> ZoneInfo:
-    ctx = info.context if info is not None and info.context else {}
-    return ctx.get("timezone") or DEFAULT_TIMEZONE
+def whole_string(pattern: str) -> str:
+    """`pattern` for Python's re.search: `$` there also matches before a final newline, which
+    pydantic's (Rust) regex does not, so both must refuse "name\\n" alike."""
+    return pattern.removesuffix("$") + r"\Z"
 
 
-def parse_instant(value: Any, info: ValidationInfo | None = None) -> datetime:
-    """A date or datetime; naive ones are in the programme's timezone. Always aware."""
-    zone = _zone(info)
+def parse_instant(value: Any, zone: ZoneInfo | None = None) -> datetime:
+    """A date or datetime; naive ones are in `zone` (the programme's timezone). Always aware."""
+    zone = zone or DEFAULT_TIMEZONE
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
@@ -83,44 +84,13 @@ def parse_instant(value: Any, info: ValidationInfo | None = None) -> datetime:
     return parsed
 
 
-def _instant_in_context_zone(value: Any, info: ValidationInfo) -> datetime:
-    # `info` must be a required parameter: pydantic passes ValidationInfo (and so the programme's
-    # timezone) only to validators whose second positional parameter has no default.
-    return parse_instant(value, info)
-
-
-def _check_zone(value: Any) -> str:
+def check_zone(value: Any) -> str:
+    """An IANA timezone name, as given."""
     try:
         ZoneInfo(str(value))
     except Exception:  # noqa: BLE001 - zoneinfo raises several kinds for a bad key
         raise ValueError(f"{value!r} is not an IANA timezone such as Asia/Seoul") from None
     return str(value)
 
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "15m", "2h", "14d"]}),
-]
-
-Instant = Annotated[
-    datetime,
-    BeforeValidator(_instant_in_context_zone),
-    PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json"),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "description": "date or datetime; naive values are in the programme's timezone",
-            "examples": ["2026-01-15", "2026-01-15T00:00:00+09:00"],
-        }
-    ),
-]
-
-Name = Annotated[str, StringConstraints(pattern=DNS1123_LABEL, max_length=63)]
-
-TimeZoneName = Annotated[
-    str, BeforeValidator(_check_zone), WithJsonSchema({"type": "string", "examples": ["Asia/Seoul"]})
-]
 
 UTC = UTC

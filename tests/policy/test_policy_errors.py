@@ -383,6 +383,16 @@ def test_keep_percent_outside_0_to_100_is_an_error(percent):
     assert f"{percent} is out of range" in issue.message
 
 
+@pytest.mark.parametrize("percent", ['"25"', "true"])
+def test_keep_percent_is_a_number_written_as_a_number(percent):
+    issue = only_problem(program_plus(f"""\
+        windDown:
+          keepPercent: {percent}       # line 21
+        """))
+    assert where(issue) == "program.yaml:21: spec.windDown.keepPercent"
+    assert issue.message == "Input should be a valid number"
+
+
 def test_keep_percent_outside_0_to_100_is_an_error_in_a_stage_override_too():
     issue = only_problem(with_stages("""\
         apiVersion: gpu-scheduler.sovereign-ai.kr/v1
