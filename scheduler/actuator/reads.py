@@ -43,6 +43,15 @@ LISTS: dict[str, Callable[[client.CoreV1Api], Callable[..., Any]]] = {
 }
 
 
+# what each of them is, as decoding is told (an API server's list items carry no kind of their own)
+LIST_KINDS = {
+    "nodes": "NodeList",
+    "namespaces": "NamespaceList",
+    "resourcequotas": "ResourceQuotaList",
+    "pods": "PodList",
+}
+
+
 def raw(call: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
     # with _preload_content=False the client returns urllib3's response, unread
     resp: urllib3.BaseHTTPResponse = call(
@@ -74,7 +83,7 @@ def list_decoded(api: client.ApiClient, resource: str, keys: Keys, page: int = P
     parts: list[Snapshot] = []
     rv = ""
     for data, version in list_pages(api, resource, page):
-        parts.append(decode_snapshot(data, keys))
+        parts.append(decode_snapshot(data, keys, LIST_KINDS[resource]))
         rv = version
     return merged(parts), rv
 

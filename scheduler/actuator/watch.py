@@ -16,7 +16,7 @@ from kubernetes.watch import Watch
 
 from scheduler.actuator.connect import REQUEST_TIMEOUT
 from scheduler.actuator.memory import release_freed_memory
-from scheduler.actuator.reads import LISTS, list_decoded, read_snapshot
+from scheduler.actuator.reads import LIST_KINDS, LISTS, list_decoded, read_snapshot
 from scheduler.actuator.retry import Backoff, classify, one_line, repeated_failure_level
 from scheduler.cluster import Keys, Snapshot, decode_snapshot
 from scheduler.cluster.labels import RESOURCE_QUOTA_NAME
@@ -43,12 +43,6 @@ class _Obj(msgspec.Struct, frozen=True):
 
 _WATCH_EVENT = msgspec.json.Decoder(_Event)
 _OBJ = msgspec.json.Decoder(_Obj)
-_LIST_KIND = {
-    "nodes": b"NodeList",
-    "namespaces": b"NamespaceList",
-    "resourcequotas": b"ResourceQuotaList",
-    "pods": b"PodList",
-}
 
 
 class _RawWatch(Watch):
@@ -259,11 +253,13 @@ class Watcher:
         meta = _OBJ.decode(raw).metadata
         key = _key(resource, meta.namespace, meta.name)
         wrapped = (
-            b"" if type_ == "DELETED" else b'{"kind":"' + _LIST_KIND[resource] + b'","items":[' + bytes(raw) + b"]}"
+            b""
+            if type_ == "DELETED"
+            else b'{"kind":"' + LIST_KINDS[resource].encode() + b'","items":[' + bytes(raw) + b"]}"
         )
 
         def decoded(keys: Keys) -> dict[Key, Any]:
-            return dict(_entries(resource, decode_snapshot(wrapped, keys))) if wrapped else {}
+            return dict(_entries(resource, decode_snapshot(wrapped, keys, LIST_KINDS[resource]))) if wrapped else {}
 
         keys = self.keys
         entries = decoded(keys)  # outside the lock: the other watches go on meanwhile

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Union
 
 import msgspec
 
@@ -103,10 +103,39 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def decode_snapshot(data: bytes | str, keys: Keys) -> Snapshot:
-    """Decode a cluster dump, with the cycle collector paused (it would cost more than decoding)."""
+def decode_snapshot(data: bytes | str, keys: Keys, list_kind: str = "") -> Snapshot:
+    """Decode a cluster dump, with the cycle collector paused (it would cost more than decoding).
+    `list_kind` ("NodeList", ...) is what the caller asked the API for, when it knows: the items
+    of an API server's list carry no `kind` of their own."""
     with paused_gc():
-        return _build(_parse(data), keys)
+        return _decoded([data], keys, list_kind)
+
+
+def decode_snapshot_file(path: str, keys: Keys) -> Snapshot:
+    """As decode_snapshot, letting go of the file's bytes once parsed: the snapshot is built
+    without them in memory (the peak is the larger of bytes + parse and parse + snapshot)."""
+    with open(path, "rb") as fh:
+        held: list[bytes | str] = [fh.read()]
+    with paused_gc():
+        return _decoded(held, keys, "")
+
+
+def _decoded(held: list[bytes | str], keys: Keys, list_kind: str) -> Snapshot:
+    """In one pass where it can (_Fast: each node's labels and annotations are read as the node
+    is parsed, only those planning reads), else in two: the general pass, which also explains
+    what is wrong with a file. `held` holds the bytes; they are let go of once parsed."""
+    data = held.pop()
+    fast = _fast(keys)
+    try:
+        typed = fast.decoder(list_kind).decode(data)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included: a shape it does not take
+        typed = None
+    if typed is not None and typed.kind in ("List", *_ITEM_KIND):
+        del data
+        return _assemble(((_TAGS.get(type(i), "Node"), i) for i in typed.items), keys, fast.node)
+    doc = _parse(data)
+    del data
+    return _build(doc, keys)
 
 
 def _parse(data: bytes | str) -> _List:
@@ -122,14 +151,17 @@ def _build(doc: _List, keys: Keys) -> Snapshot:
     default_kind = _ITEM_KIND.get(doc.kind, "")
     if doc.kind not in ("List", *_ITEM_KIND):
         raise SnapshotError(f"expected kind List or NodeList, got {doc.kind!r}")
+    return _assemble(((item.kind or default_kind, item) for item in doc.items), keys, lambda i: node_from(i, keys))
+
+
+def _assemble(items: Iterable[tuple[str, Any]], keys: Keys, node: Callable[[Any], Node]) -> Snapshot:
     nodes: list[Node] = []
     namespaces: dict[str, Namespace] = {}
     quotas: dict[str, str] = {}
     pods: list[GpuPod] = []
-    for item in doc.items:
-        kind = item.kind or default_kind
+    for kind, item in items:
         if kind == "Node":
-            nodes.append(node_from(item, keys))
+            nodes.append(node(item))
         elif kind == "Namespace":
             m = item.metadata
             namespaces[m.name] = Namespace(
@@ -155,15 +187,35 @@ def _build(doc: _List, keys: Keys) -> Snapshot:
     return Snapshot(nodes=tuple(nodes), namespaces=namespaces, quotas=quotas, pods=tuple(pods))
 
 
-def decode_snapshot_file(path: str, keys: Keys) -> Snapshot:
-    """As decode_snapshot, letting go of the file's bytes once parsed: the snapshot is built
-    without them in memory (the peak is the larger of bytes + parse and parse + snapshot)."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    with paused_gc():
-        doc = _parse(data)
-        del data
-        return _build(doc, keys)
+class _NodeSpec(msgspec.Struct, frozen=True, gc=False):
+    unschedulable: bool = False
+    taints: list[_Taint] = []
+
+
+class _NodeStatus(msgspec.Struct, frozen=True, gc=False):
+    allocatable: dict[str, str | int | float] = {}
+    conditions: list[_Condition] = []
+
+
+class _Tagged(msgspec.Struct, frozen=True):
+    metadata: _Meta = _Meta()
+    spec: _Spec = _Spec()
+    status: _Status = _Status()
+
+
+class _NamespaceItem(_Tagged, frozen=True, tag_field="kind", tag="Namespace"):
+    pass
+
+
+class _QuotaItem(_Tagged, frozen=True, tag_field="kind", tag="ResourceQuota"):
+    pass
+
+
+class _PodItem(_Tagged, frozen=True, tag_field="kind", tag="Pod"):
+    pass
+
+
+_TAGS: dict[type, str] = {_NamespaceItem: "Namespace", _QuotaItem: "ResourceQuota", _PodItem: "Pod"}
 
 
 def _ours(annotations: dict[str, str], keys: Keys) -> dict[str, str]:
@@ -208,27 +260,48 @@ def _refuse_duplicates(nodes: list[Node]) -> None:
 
 
 def node_from(item: _Item, keys: Keys) -> Node:
-    # called once per node of the fleet: plain loops and positional arguments, no per-node
-    # generators or keyword unpacking (a third of decoding time at 10,000 nodes went there)
+    """A node from the general pass: its labels and annotations decoded from their bytes."""
     m = item.metadata
-    ann = _node_annotations(m, keys)
+    spec, status = item.spec, item.status
+    return _node(
+        m.name,
+        _node_labels(m, keys.node_labels),
+        _node_annotations(m, keys),
+        spec.unschedulable,
+        spec.taints,
+        status.allocatable,
+        status.conditions,
+        keys,
+    )
+
+
+def _node(
+    name: str,
+    labels: Mapping[str, str],
+    ann: dict[str, str],
+    unschedulable: bool,
+    taints: list[_Taint],
+    allocatable: dict[str, str | int | float],
+    conditions: list[_Condition],
+    keys: Keys,
+) -> Node:
+    # called once per node of the fleet, by both passes: plain loops and positional arguments, no
+    # per-node generators or keyword unpacking (a third of decoding time at 10,000 nodes went there)
     ready = False
-    for c in item.status.conditions:
+    for c in conditions:
         if c.type == "Ready":
             ready = c.status == "True"
             break
-    taints = item.spec.taints
     healthy_gpus = utilization = telemetry_at = None
-    report = ann.get(keys.telemetry)
+    report = ann.get(keys.telemetry) if ann else None
     if report:
         healthy_gpus, utilization, telemetry_at = _telemetry(report)
-    labels = _node_labels(m, keys.node_labels)
     return Node(
-        m.name,
+        name,
         labels,
-        _quantity(item.status.allocatable.get(GPU_RESOURCE), lambda: f"node {m.name}: allocatable {GPU_RESOURCE}"),
+        _quantity(allocatable.get(GPU_RESOURCE), lambda: f"node {name}: allocatable {GPU_RESOURCE}"),
         ready,
-        item.spec.unschedulable,
+        unschedulable,
         _owner(labels.get(keys.consortium), taints, keys),
         labels.get(keys.node_state) or None,
         timestamps.decode(ann.get(keys.drain_started)) if ann else None,
@@ -242,18 +315,94 @@ def node_from(item: _Item, keys: Keys) -> Node:
     )
 
 
+class _Fast:
+    """The one-pass decoders for one set of keys: a node's labels and annotations are structs of
+    the keys planning reads, so the parser skips the other labels (most of them) without making a
+    Python object of them, and a node is built with no second parse. Items are told apart by
+    their `kind`, or by the list's (an API server's list items have none)."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self.label_keys: tuple[str, ...] = ()
+        labels: type[msgspec.Struct] | None = None
+        if keys.node_labels is not None:
+            self.label_keys, labels = _wanted(keys.node_labels)
+        self.annotation_keys, annotations = _wanted(_read_on_nodes(keys))
+        meta = msgspec.defstruct(
+            "NodeMeta",
+            [
+                ("name", str, ""),
+                ("labels", labels or dict[str, str], msgspec.field(default_factory=labels or dict)),
+                ("annotations", annotations, msgspec.field(default_factory=annotations)),
+            ],
+            frozen=True,
+            gc=False,
+        )
+        self.item = msgspec.defstruct(
+            "NodeItem",
+            [
+                ("metadata", meta, msgspec.field(default_factory=meta)),
+                ("spec", _NodeSpec, _NodeSpec()),
+                ("status", _NodeStatus, _NodeStatus()),
+            ],
+            frozen=True,
+            gc=False,
+            tag_field="kind",
+            tag="Node",
+        )
+        self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+
+    def decoder(self, list_kind: str) -> msgspec.json.Decoder[Any]:
+        """A decoder of a `list_kind` list (its items of that kind), or of any list whose items
+        say their kind ("" or "List": what kubectl prints)."""
+        item_kind = _ITEM_KIND.get(list_kind, "")
+        found = self._decoders.get(item_kind)
+        if found is None:
+            items = {"Node": self.item, **{t: c for c, t in _TAGS.items()}}
+            item_type = items[item_kind] if item_kind else Union[tuple(items.values())]  # noqa: UP007
+            found = self._decoders[item_kind] = msgspec.json.Decoder(
+                msgspec.defstruct("TypedList", [("kind", str, ""), ("items", list[item_type], [])], frozen=True)  # type: ignore[valid-type]
+            )
+        return found
+
+    def node(self, item: Any) -> Node:
+        m = item.metadata
+        if self.label_keys:
+            labels = _shared_labels(self.label_keys, msgspec.structs.astuple(m.labels))
+        else:
+            labels = MappingProxyType(m.labels)
+        values = msgspec.structs.astuple(m.annotations)
+        ann = {k: v for k, v in zip(self.annotation_keys, values, strict=True) if v is not None}
+        spec, status = item.spec, item.status
+        return _node(
+            m.name, labels, ann, spec.unschedulable, spec.taints, status.allocatable, status.conditions, self.keys
+        )
+
+
+@functools.cache
+def _fast(keys: Keys) -> _Fast:
+    return _Fast(keys)
+
+
 _STRING_MAP = msgspec.json.Decoder(dict[str, str])
 
 
 @functools.cache
-def _some_keys(wanted: frozenset[str]) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any]]:
-    """A decoder that reads only the `wanted` keys of a string map (a struct of them: the parser
-    skips the rest without making a Python object of them), and the keys in its field order."""
+def _wanted(wanted: frozenset[str]) -> tuple[tuple[str, ...], type[msgspec.Struct]]:
+    """A struct of the `wanted` keys of a string map (the parser skips the rest without making a
+    Python object of them), and the keys in its field order."""
     keys = tuple(sorted(wanted))
     fields = [(f"k{i}", str | None, None) for i in range(len(keys))]
     struct = msgspec.defstruct(
         "Labels", fields, rename={f"k{i}": key for i, key in enumerate(keys)}, frozen=True, gc=False
     )
+    return keys, struct
+
+
+@functools.cache
+def _some_keys(wanted: frozenset[str]) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any]]:
+    """A decoder that reads only the `wanted` keys of a string map, and the keys in its field order."""
+    keys, struct = _wanted(wanted)
     return keys, msgspec.json.Decoder(struct)
 
 

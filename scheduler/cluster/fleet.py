@@ -35,7 +35,7 @@ def combine(parts: Mapping[str, Snapshot]) -> Snapshot:
     quotas: dict[str, str] = {}
     for cluster, snap in sorted(parts.items()):
         prefix = cluster + SEPARATOR
-        nodes += [replace(n, name=prefix + n.name, cluster=cluster) for n in snap.nodes]
+        nodes += [n.with_(name=prefix + n.name, cluster=cluster) for n in snap.nodes]
         pods += [replace(p, node=prefix + p.node if p.node else "") for p in snap.pods]
         namespaces.update((prefix + name, ns) for name, ns in snap.namespaces.items())
         quotas.update((prefix + name, hard) for name, hard in snap.quotas.items())
@@ -47,9 +47,7 @@ def part(snapshot: Snapshot, cluster: str) -> Snapshot:
     prefix = cluster + SEPARATOR
     n = len(prefix)
     return Snapshot(
-        nodes=tuple(
-            replace(node, name=node.name[n:], cluster="") for node in snapshot.nodes if node.cluster == cluster
-        ),
+        nodes=tuple(node.with_(name=node.name[n:], cluster="") for node in snapshot.nodes if node.cluster == cluster),
         namespaces={k[n:]: replace(v, name=k[n:]) for k, v in snapshot.namespaces.items() if k.startswith(prefix)},
         quotas={k[n:]: v for k, v in snapshot.quotas.items() if k.startswith(prefix)},
         pods=tuple(replace(p, node=p.node[n:]) for p in snapshot.pods if p.node.startswith(prefix)),

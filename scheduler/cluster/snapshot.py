@@ -12,20 +12,24 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
+
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Taint:
+class Taint(msgspec.Struct, frozen=True, gc=False):
     key: str
     value: str = ""
     effect: str = "NoSchedule"
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(msgspec.Struct, frozen=True, gc=False):
+    """One GPU node as planning sees it. A struct rather than a dataclass: a fleet has tens of
+    thousands, built on every list and watch event, and a struct is built in a twentieth of the
+    time, untracked by the cycle collector (nothing in it refers back to it)."""
+
     name: str
-    labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    labels: Mapping[str, str] = EMPTY
     allocatable_gpus: int = 0
     ready: bool = True
     unschedulable: bool = False
@@ -35,7 +39,7 @@ class Node:
     drain_deadline: datetime | None = None
     drain_reason: str | None = None  # why it drains (drain-reason annotation), carried over by replanning
     taints: tuple[Taint, ...] = ()
-    annotations: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # only the ones under our prefix
+    annotations: Mapping[str, str] = EMPTY  # only the ones under our prefix
     healthy_gpus: int | None = None  # from agent telemetry; None = none, or too old (see fresh())
     utilization: float | None = None  # 0..1, from agent telemetry
     telemetry_at: datetime | None = None  # when the agent read NVML
@@ -56,18 +60,20 @@ class Node:
         return self.telemetry_at is not None and at - self.telemetry_at > stale_after
 
     def without_telemetry(self) -> Node:
-        return replace(self, healthy_gpus=None, utilization=None, telemetry_at=None)
+        return msgspec.structs.replace(self, healthy_gpus=None, utilization=None, telemetry_at=None)
 
     def settled(self, other: Node, telemetry_key: str) -> bool:
         """Equal for planning's purposes, ignoring what an agent heartbeat changes on its own (the
         report's timestamp and utilisation): heartbeats must not wake reconciles, while a change
         of healthy GPUs must."""
-        return replace(
+        return msgspec.structs.replace(
             self, telemetry_at=None, utilization=None, annotations=_without(self.annotations, telemetry_key)
-        ) == replace(other, telemetry_at=None, utilization=None, annotations=_without(other.annotations, telemetry_key))
+        ) == msgspec.structs.replace(
+            other, telemetry_at=None, utilization=None, annotations=_without(other.annotations, telemetry_key)
+        )
 
     def with_(self, **changes: Any) -> Node:
-        return replace(self, **changes)
+        return msgspec.structs.replace(self, **changes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -320,7 +320,7 @@ def test_a_hand_edited_node_is_restored_and_reported_as_drift():
     policy = two_teams()
     p, after = settled(policy, cluster(assigned(0, 1), assigned(1, 1, owner="b"),
                                        namespaces=["a-ns", "b-ns"]), AT)
-    edited = tuple(replace(n, taints=()) if n.name == "h100-000" else n for n in after.nodes)
+    edited = tuple(n.with_(taints=()) if n.name == "h100-000" else n for n in after.nodes)
     writes = desired_writes(plan(policy, after.replace(nodes=edited), AT, KEYS), after.replace(nodes=edited), policy, KEYS)
     [w] = writes[:1]
     assert (w.name, w.drift, w.body) == ("h100-000", "node", {"spec": {"taints": [
