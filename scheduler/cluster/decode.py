@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import functools
 import gc
+import mmap
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -112,15 +115,24 @@ def decode_snapshot(data: bytes | str, keys: Keys, list_kind: str = "") -> Snaps
 
 
 def decode_snapshot_file(path: str, keys: Keys) -> Snapshot:
-    """As decode_snapshot, letting go of the file's bytes once parsed: the snapshot is built
-    without them in memory (the peak is the larger of bytes + parse and parse + snapshot)."""
+    """As decode_snapshot, reading the file where it lies: a regular file is mapped read-only
+    and parsed from the page cache, not first copied into a bytes object (a tenth of the time
+    of decoding 10,000 nodes went to that copy), and the mapping goes once the parse no longer
+    refers to it; anything else (a pipe) is read."""
     with open(path, "rb") as fh:
-        held: list[bytes | str] = [fh.read()]
+        info = os.fstat(fh.fileno())
+        if stat.S_ISREG(info.st_mode) and info.st_size > 0:
+            held: list[_Source] = [mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)]
+        else:
+            held = [fh.read()]
     with paused_gc():
         return _decoded(held, keys, "")
 
 
-def _decoded(held: list[bytes | str], keys: Keys, list_kind: str) -> Snapshot:
+_Source = bytes | str | mmap.mmap
+
+
+def _decoded(held: list[_Source], keys: Keys, list_kind: str) -> Snapshot:
     """In one pass where it can (_Fast: each node's labels and annotations are read as the node
     is parsed, only those planning reads), else in two: the general pass, which also explains
     what is wrong with a file. `held` holds the bytes; they are let go of once parsed."""
@@ -138,7 +150,7 @@ def _decoded(held: list[bytes | str], keys: Keys, list_kind: str) -> Snapshot:
     return _build(doc, keys)
 
 
-def _parse(data: bytes | str) -> _List:
+def _parse(data: _Source) -> _List:
     try:
         return _DECODER.decode(data)
     except msgspec.DecodeError as err:

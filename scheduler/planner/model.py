@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 ASSIGN, DRAIN, EVICT, RELEASE, SET_QUOTA, LABEL_NAMESPACE = (
     "assign",
     "drain",
@@ -47,9 +49,9 @@ class Action:
         return out
 
 
-@dataclass(frozen=True)
-class NodeIntent:
-    """Desired ownership of one node after the plan (what the actuator and simulate apply)."""
+class NodeIntent(msgspec.Struct, frozen=True, gc=False):
+    """Desired ownership of one node after the plan (what the actuator and simulate apply); a
+    struct, as a plan that drains thousands of nodes makes one for each."""
 
     owner: str | None
     state: str

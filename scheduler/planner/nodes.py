@@ -8,15 +8,17 @@ ends (so the pool is empty when the lease does end).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import msgspec
 
 from scheduler.cluster import Node, Snapshot
 from scheduler.policy import Policy, Pool
 
 
-@dataclass(frozen=True, slots=True)
-class NodeView:
+class NodeView(msgspec.Struct, frozen=True, gc=False):
+    """A node as placement sees it (a struct: one per node of the fleet on every plan)."""
+
     node: Node
     pool: Pool
     block: tuple[str, str]  # (pool, topology value): placement keeps teams inside few blocks
