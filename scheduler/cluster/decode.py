@@ -297,30 +297,42 @@ def _node(
     conditions: list[_Condition],
     keys: Keys,
 ) -> Node:
-    # called once per node of the fleet, by both passes: plain loops and positional arguments, no
-    # per-node generators or keyword unpacking (a third of decoding time at 10,000 nodes went there)
+    # called once per node of the fleet, by both passes: plain loops, positional arguments and the
+    # common case first (a GPU count as a short string, no annotations of ours), no per-node
+    # generators, keyword unpacking or closures
     ready = False
     for c in conditions:
         if c.type == "Ready":
             ready = c.status == "True"
             break
-    healthy_gpus = utilization = telemetry_at = None
-    report = ann.get(keys.telemetry) if ann else None
-    if report:
-        healthy_gpus, utilization, telemetry_at = _telemetry(report)
+    gpus: Any = allocatable.get(GPU_RESOURCE)
+    if type(gpus) is str and len(gpus) <= 6 and gpus.isdigit() and gpus.isascii():  # "8": below the bound
+        gpus = int(gpus)
+    else:
+        gpus = _quantity(gpus, f"node {name}: allocatable {GPU_RESOURCE}")
+    healthy_gpus = utilization = telemetry_at = drain_started = drain_deadline = drain_reason = None
+    annotations = EMPTY
+    if ann:
+        report = ann.get(keys.telemetry)
+        if report:
+            healthy_gpus, utilization, telemetry_at = _telemetry(report)
+        drain_started = timestamps.decode(ann.get(keys.drain_started))
+        drain_deadline = timestamps.decode(ann.get(keys.drain_deadline))
+        drain_reason = ann.get(keys.drain_reason)
+        annotations = MappingProxyType(ann)
     return Node(
         name,
         labels,
-        _quantity(allocatable.get(GPU_RESOURCE), lambda: f"node {name}: allocatable {GPU_RESOURCE}"),
+        gpus,
         ready,
         unschedulable,
         _owner(labels.get(keys.consortium), taints, keys),
         labels.get(keys.node_state) or None,
-        timestamps.decode(ann.get(keys.drain_started)) if ann else None,
-        timestamps.decode(ann.get(keys.drain_deadline)) if ann else None,
-        ann.get(keys.drain_reason) if ann else None,
-        _taints(tuple([(t.key, t.value, t.effect) for t in taints])) if taints else (),
-        MappingProxyType(ann) if ann else EMPTY,
+        drain_started,
+        drain_deadline,
+        drain_reason,
+        _taints(tuple(taints)) if taints else (),
+        annotations,
         healthy_gpus,
         utilization,
         telemetry_at,
@@ -363,6 +375,9 @@ class _Fast:
             tag="Node",
         )
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+        self._no_annotations = annotations()
+        # the shared labels mapping of each distinct labels struct (hashed in C, fields and all)
+        self._labels: dict[Any, Mapping[str, str]] = {}
 
     def decoder(self, list_kind: str) -> msgspec.json.Decoder[Any]:
         """A decoder of a `list_kind` list (its items of that kind), or of any list whose items
@@ -380,11 +395,18 @@ class _Fast:
     def node(self, item: Any) -> Node:
         m = item.metadata
         if self.label_keys:
-            labels = _shared_labels(self.label_keys, msgspec.structs.astuple(m.labels))
+            labels = self._labels.get(m.labels)
+            if labels is None:
+                if len(self._labels) >= _SHARED_MAX:
+                    self._labels.clear()
+                labels = self._labels[m.labels] = _shared_labels(self.label_keys, msgspec.structs.astuple(m.labels))
         else:
             labels = MappingProxyType(m.labels)
-        values = msgspec.structs.astuple(m.annotations)
-        ann = {k: v for k, v in zip(self.annotation_keys, values, strict=True) if v is not None}
+        if m.annotations == self._no_annotations:
+            ann = {}
+        else:
+            values = msgspec.structs.astuple(m.annotations)
+            ann = {k: v for k, v in zip(self.annotation_keys, values, strict=True) if v is not None}
         spec, status = item.spec, item.status
         return _node(
             m.name, labels, ann, spec.unschedulable, spec.taints, status.allocatable, status.conditions, self.keys
@@ -432,15 +454,18 @@ def _node_labels(m: _Meta, wanted: frozenset[str] | None) -> Mapping[str, str]:
     return _shared_labels(keys, values)
 
 
-@functools.lru_cache(maxsize=65536)
+_SHARED_MAX = 65536
+
+
+@functools.lru_cache(maxsize=_SHARED_MAX)
 def _shared_labels(keys: tuple[str, ...], values: tuple[str | None, ...]) -> Mapping[str, str]:
     return MappingProxyType({k: v for k, v in zip(keys, values, strict=True) if v is not None})
 
 
 @functools.lru_cache(maxsize=4096)
-def _taints(taints: tuple[tuple[str, str, str], ...]) -> tuple[Taint, ...]:
+def _taints(taints: tuple[_Taint, ...]) -> tuple[Taint, ...]:
     """A node's taints, shared by every node that carries the same ones (most carry one or two)."""
-    return tuple(Taint(key, value, effect) for key, value, effect in taints)
+    return tuple(Taint(t.key, t.value, t.effect) for t in taints)
 
 
 def _node_annotations(m: _Meta, keys: Keys) -> dict[str, str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TypeVar
 
+import msgspec
+
 from scheduler.cluster.fleet import SEPARATOR
 from scheduler.planner.model import Plan
 
@@ -32,7 +34,9 @@ def for_cluster(plan: Plan, cluster: str) -> Plan:
         consortia=[replace(c, nodes=names(c.nodes), draining_nodes=names(c.draining_nodes)) for c in plan.consortia],
         pools=[p for p in plan.pools if p.cluster == cluster],
         actions=[
-            replace(a, node=a.node[n:] if a.node else "", namespace=a.namespace[n:] if a.namespace else "")
+            msgspec.structs.replace(
+                a, node=a.node[n:] if a.node else "", namespace=a.namespace[n:] if a.namespace else ""
+            )
             for a in plan.actions
             if (a.node or a.namespace).startswith(prefix)
         ],

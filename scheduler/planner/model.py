@@ -25,14 +25,28 @@ STATUSES = (ACTIVE, PENDING, INELIGIBLE, WINDING_DOWN, ELIMINATED)
 ASSIGNED, DRAINING, FREE, UNHEALTHY = "assigned", "draining", "free", "unhealthy"
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(msgspec.Struct, frozen=True, gc=False, eq=False):
+    """One step of a plan. A struct (a plan that drains thousands of nodes makes one per node);
+    two are equal when they do the same to the same object for the same reason, whatever their
+    `detail` says."""
+
     action: str
     reason: str
     consortium: str = ""
     node: str = ""
     namespace: str = ""
-    detail: dict[str, Any] = field(default_factory=dict, compare=False)
+    detail: dict[str, Any] = {}
+
+    def _identity(self) -> tuple[str, str, str, str, str]:
+        return (self.action, self.reason, self.consortium, self.node, self.namespace)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Action):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
 
     def sort_key(self) -> tuple[int, str, str, str]:
         return (ACTION_ORDER[self.action], self.node, self.namespace, self.consortium)
