@@ -204,8 +204,12 @@ class _NodeSpec(msgspec.Struct, frozen=True, gc=False):
     taints: list[_Taint] = []
 
 
+class _Allocatable(msgspec.Struct, frozen=True, gc=False):
+    gpus: str | int | float | None = msgspec.field(default=None, name=GPU_RESOURCE)  # the rest is skipped
+
+
 class _NodeStatus(msgspec.Struct, frozen=True, gc=False):
-    allocatable: dict[str, str | int | float] = {}
+    allocatable: _Allocatable = _Allocatable()
     conditions: list[_Condition] = []
 
 
@@ -281,7 +285,7 @@ def node_from(item: _Item, keys: Keys) -> Node:
         _node_annotations(m, keys),
         spec.unschedulable,
         spec.taints,
-        status.allocatable,
+        status.allocatable.get(GPU_RESOURCE),
         status.conditions,
         keys,
     )
@@ -293,7 +297,7 @@ def _node(
     ann: dict[str, str],
     unschedulable: bool,
     taints: list[_Taint],
-    allocatable: dict[str, str | int | float],
+    gpus: Any,  # allocatable nvidia.com/gpu, as listed
     conditions: list[_Condition],
     keys: Keys,
 ) -> Node:
@@ -305,7 +309,6 @@ def _node(
         if c.type == "Ready":
             ready = c.status == "True"
             break
-    gpus: Any = allocatable.get(GPU_RESOURCE)
     if type(gpus) is str and len(gpus) <= 6 and gpus.isdigit() and gpus.isascii():  # "8": below the bound
         gpus = int(gpus)
     else:
@@ -409,7 +412,7 @@ class _Fast:
             ann = {k: v for k, v in zip(self.annotation_keys, values, strict=True) if v is not None}
         spec, status = item.spec, item.status
         return _node(
-            m.name, labels, ann, spec.unschedulable, spec.taints, status.allocatable, status.conditions, self.keys
+            m.name, labels, ann, spec.unschedulable, spec.taints, status.allocatable.gpus, status.conditions, self.keys
         )
 
 
