@@ -61,22 +61,6 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_constructor(_BOOL, _Loader.construct_yaml_bool)
 _Loader.add_constructor(_INT, _Loader.construct_yaml_int)
 
-_FastLoader: Any = None
-if yaml.__with_libyaml__:
-
-    class _CLoader(yaml.CSafeLoader):  # libyaml's parser, in C
-        """_Loader's resolvers and constructors on libyaml's parser: a policy parses in a
-        twentieth of the time. Only a file it reads without a problem is taken from it; any
-        other is read again by _Loader, whose messages docs/policy.md lists."""
-
-        construct_yaml_bool = _Loader.construct_yaml_bool
-        construct_yaml_int = _Loader.construct_yaml_int
-
-    _CLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
-    _CLoader.add_constructor(_BOOL, _CLoader.construct_yaml_bool)
-    _CLoader.add_constructor(_INT, _CLoader.construct_yaml_int)
-    _FastLoader = _CLoader
-
 
 class TooBig(Exception):
     """The file is beyond one of the limits; `line` is where it crossed it."""
@@ -116,11 +100,11 @@ class DuplicateKey(Exception):
         self.key, self.line, self.path = key, line, path
 
 
-def check_bounds(text: str, loader: Any = _Loader) -> None:
+def check_bounds(text: str) -> None:
     """Raise TooBig when `text` nests deeper than MAX_DEPTH or uses more than MAX_ALIASES aliases.
     Walks the parser's events (iterative), so even a file nested 100,000 deep is refused quickly."""
     depth = aliases = 0
-    for event in yaml.parse(text, Loader=loader):
+    for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > limits.MAX_DEPTH:
@@ -243,22 +227,11 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[tuple[int
     Returns the documents and a list of (line, field, message) syntax problems; a file with a
     syntax error yields no documents (nothing half-read takes effect).
     """
-    if _FastLoader is not None:
-        try:
-            docs, problems = _load(text, file, _FastLoader)
-        except Exception:  # noqa: BLE001 - whatever libyaml makes of it, _Loader says what is wrong
-            problems = [(0, "", "")]
-        if not problems:
-            return docs, problems
-    return _load(text, file, _Loader)
-
-
-def _load(text: str, file: str, loader_type: Any) -> tuple[list[Document], list[tuple[int, str, str]]]:
     docs: list[Document] = []
     problems: list[tuple[int, str, str]] = []
     try:
-        check_bounds(text, loader_type)
-        loader = loader_type(text)
+        check_bounds(text)
+        loader = _Loader(text)
     except TooBig as big:
         return [], [(big.line, "", f"refused: {big.message}")]
     except yaml.reader.ReaderError as err:
@@ -293,7 +266,7 @@ def _load(text: str, file: str, loader_type: Any) -> tuple[list[Document], list[
     return docs, problems
 
 
-def _build(loader: Any, node: yaml.Node, path: Path, doc: Document, count: list[int]) -> Any:
+def _build(loader: _Loader, node: yaml.Node, path: Path, doc: Document, count: list[int]) -> Any:
     """Plain values from `node`, recording lines; `count` is the number of values built so far in
     this document (aliases expanded), bounded by MAX_VALUES."""
     count[0] += 1
