@@ -14,14 +14,34 @@ import ctypes.util
 import functools
 from collections.abc import Callable
 
+# mallopt's M_ARENA_MAX (malloc.h): the most allocation arenas glibc keeps for a process's threads
+_M_ARENA_MAX = -8
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def few_malloc_arenas(arenas: int = 2) -> bool:
+    """Let glibc keep at most `arenas` allocation arenas, before any thread starts. By default a
+    thread that allocates gets an arena of its own (up to 8 per core), and memory freed in each
+    stays mapped apart: the daemon's watch threads and its writer pool would each keep the
+    scraps of a cold start's lists and writes. A daemon that holds a fleet at rest needs few.
+    Whether the allocator could be asked (glibc)."""
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_ARENA_MAX, arenas))
+
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
+    trim: Callable[[int], int] | None = getattr(_libc(), "malloc_trim", None)
     return trim
 
 

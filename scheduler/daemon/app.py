@@ -21,6 +21,7 @@ from scheduler.actuator.connect import (
     context_names,
     context_namespace,
 )
+from scheduler.actuator.memory import few_malloc_arenas
 from scheduler.actuator.retry import one_line
 from scheduler.actuator.watch import ClusterReader, Watcher
 from scheduler.actuator.writer import Writer
@@ -130,6 +131,7 @@ def connect_links(config: DaemonConfig, source: PolicySource, own: Any, keys: Ke
 
 
 def run(config: DaemonConfig, source: PolicySource, stop: threading.Event) -> int:
+    few_malloc_arenas()  # before the watch threads and the writer pool start
     clock = Clock(start=config.start, scale=config.time_scale)
     api = connect(config.kubeconfig, config.in_cluster)
     namespace = lease_namespace(config)
