@@ -350,11 +350,8 @@ class _Fast:
 
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
-        self.label_keys: tuple[str, ...] = ()
-        labels: type[msgspec.Struct] | None = None
-        if keys.node_labels is not None:
-            self.label_keys, labels = _wanted(keys.node_labels)
-        self.annotation_keys, annotations = _wanted(_read_on_nodes(keys))
+        labels = _wanted(keys.node_labels) if keys.node_labels is not None else None
+        annotations = _wanted(_read_on_nodes(keys))
         meta = msgspec.defstruct(
             "NodeMeta",
             [
@@ -378,9 +375,8 @@ class _Fast:
             tag="Node",
         )
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
-        self._no_annotations = annotations()
-        # the shared labels mapping of each distinct labels struct (hashed in C, fields and all)
-        self._labels: dict[Any, Mapping[str, str]] = {}
+        self._some_labels = labels is not None
+        self._no_annotations = annotations()  # most nodes: compared in C, nothing to pick out
 
     def decoder(self, list_kind: str) -> msgspec.json.Decoder[Any]:
         """A decoder of a `list_kind` list (its items of that kind), or of any list whose items
@@ -397,19 +393,8 @@ class _Fast:
 
     def node(self, item: Any) -> Node:
         m = item.metadata
-        if self.label_keys:
-            labels = self._labels.get(m.labels)
-            if labels is None:
-                if len(self._labels) >= _SHARED_MAX:
-                    self._labels.clear()
-                labels = self._labels[m.labels] = _shared_labels(self.label_keys, msgspec.structs.astuple(m.labels))
-        else:
-            labels = MappingProxyType(m.labels)
-        if m.annotations == self._no_annotations:
-            ann = {}
-        else:
-            values = msgspec.structs.astuple(m.annotations)
-            ann = {k: v for k, v in zip(self.annotation_keys, values, strict=True) if v is not None}
+        labels = _shared_labels(m.labels) if self._some_labels else MappingProxyType(m.labels)
+        ann = {} if m.annotations == self._no_annotations else _present(m.annotations)
         spec, status = item.spec, item.status
         return _node(
             m.name, labels, ann, spec.unschedulable, spec.taints, status.allocatable.gpus, status.conditions, self.keys
@@ -425,44 +410,50 @@ _STRING_MAP = msgspec.json.Decoder(dict[str, str])
 
 
 @functools.cache
-def _wanted(wanted: frozenset[str]) -> tuple[tuple[str, ...], type[msgspec.Struct]]:
+def _wanted(wanted: frozenset[str]) -> type[msgspec.Struct]:
     """A struct of the `wanted` keys of a string map (the parser skips the rest without making a
-    Python object of them), and the keys in its field order."""
-    keys = tuple(sorted(wanted))
+    Python object of them); its fields' encoded names are the keys."""
+    keys = sorted(wanted)
     fields = [(f"k{i}", str | None, None) for i in range(len(keys))]
-    struct = msgspec.defstruct(
+    return msgspec.defstruct(
         "Labels", fields, rename={f"k{i}": key for i, key in enumerate(keys)}, frozen=True, gc=False
     )
-    return keys, struct
 
 
 @functools.cache
-def _some_keys(wanted: frozenset[str]) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any]]:
-    """A decoder that reads only the `wanted` keys of a string map, and the keys in its field order."""
-    keys, struct = _wanted(wanted)
-    return keys, msgspec.json.Decoder(struct)
+def _wanted_decoder(wanted: frozenset[str]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(_wanted(wanted))
+
+
+def _decode_wanted(m: _Meta, field: str, wanted: frozenset[str]) -> msgspec.Struct:
+    """The `wanted` keys of an item's labels or annotations, decoded from their bytes (general pass)."""
+    try:
+        found: msgspec.Struct = _wanted_decoder(wanted).decode(getattr(m, field))
+    except msgspec.DecodeError as err:  # ValidationError included: a value that is not a string
+        raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.{field}: {err}") from None
+    return found
+
+
+def _present(found: msgspec.Struct) -> dict[str, str]:
+    """The keys a struct of wanted keys found, with their values."""
+    values = msgspec.structs.astuple(found)
+    return {k: v for k, v in zip(found.__struct_encode_fields__, values, strict=True) if v is not None}
 
 
 def _node_labels(m: _Meta, wanted: frozenset[str] | None) -> Mapping[str, str]:
-    """A node's labels, read-only. When only the labels planning reads are kept, nodes of one
-    pool, block, team and state carry the same few, and they share one mapping: a fleet's cache
-    holds a handful of them instead of one per node (what is shared is immutable)."""
+    """A node's labels, read-only (general pass)."""
     if wanted is None:
         return MappingProxyType(_strings(m, "labels"))
-    keys, decoder = _some_keys(wanted)
-    try:
-        values = msgspec.structs.astuple(decoder.decode(m.labels))
-    except msgspec.DecodeError as err:
-        raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.labels: {err}") from None
-    return _shared_labels(keys, values)
+    return _shared_labels(_decode_wanted(m, "labels", wanted))
 
 
-_SHARED_MAX = 65536
-
-
-@functools.lru_cache(maxsize=_SHARED_MAX)
-def _shared_labels(keys: tuple[str, ...], values: tuple[str | None, ...]) -> Mapping[str, str]:
-    return MappingProxyType({k: v for k, v in zip(keys, values, strict=True) if v is not None})
+@functools.lru_cache(maxsize=65536)
+def _shared_labels(found: msgspec.Struct) -> Mapping[str, str]:
+    """When only the labels planning reads are kept, nodes of one pool, block, team and state
+    carry the same few, and they share one mapping: a fleet's cache holds a handful of them
+    instead of one per node (what is shared is immutable). Keyed by the struct itself: hashed in
+    C, its type (the keys) and values alike."""
+    return MappingProxyType(_present(found))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -475,7 +466,7 @@ def _node_annotations(m: _Meta, keys: Keys) -> dict[str, str]:
     """The annotations gpu-scheduler reads on a node (its drain record and the agent's report)."""
     if m.annotations is _EMPTY_MAP:
         return {}
-    return _some(m, "annotations", _read_on_nodes(keys))
+    return _present(_decode_wanted(m, "annotations", _read_on_nodes(keys)))
 
 
 @functools.cache
@@ -489,15 +480,6 @@ def _strings(m: _Meta, field: str) -> dict[str, str]:
     except msgspec.DecodeError as err:  # ValidationError included: a value that is not a string
         raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.{field}: {err}") from None
     return decoded
-
-
-def _some(m: _Meta, field: str, wanted: frozenset[str]) -> dict[str, str]:
-    keys, decoder = _some_keys(wanted)
-    try:
-        values = msgspec.structs.astuple(decoder.decode(getattr(m, field)))
-    except msgspec.DecodeError as err:
-        raise SnapshotError(f"not a Kubernetes List in JSON: {m.name or 'an item'}: metadata.{field}: {err}") from None
-    return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
 
 
 def _owner(label: str | None, taints: Iterable[_Taint], keys: Keys) -> str | None:
