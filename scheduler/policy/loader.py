@@ -19,7 +19,7 @@ from scheduler.policy.crosscheck import crosscheck
 from scheduler.policy.errors import PolicyError, PolicyIssue
 from scheduler.policy.models import API_VERSION, KINDS, Program, Refused, Stage, read
 from scheduler.policy.policy import Policy
-from scheduler.policy.types import DEFAULT_TIMEZONE
+from scheduler.policy.types import DEFAULT_TIMEZONE, zone_named
 from scheduler.policy.yamlmarks import Document, load_documents
 
 SUFFIXES = (".yaml", ".yml")
@@ -183,9 +183,11 @@ def _own_timezone(data: dict[str, Any]) -> ZoneInfo:
     says what is wrong with it)."""
     spec = data.get("spec")
     name = spec.get("timezone") if isinstance(spec, dict) else None
+    if not isinstance(name, str):
+        return DEFAULT_TIMEZONE
     try:
-        return ZoneInfo(name) if isinstance(name, str) and name else DEFAULT_TIMEZONE
-    except Exception:  # noqa: BLE001 - zoneinfo raises several kinds for a bad key
+        return zone_named(name)
+    except ValueError:
         return DEFAULT_TIMEZONE
 
 

@@ -50,8 +50,7 @@ def _instant_in_context_zone(value: Any, info: ValidationInfo) -> datetime:
     # `info` must be a required parameter: pydantic passes ValidationInfo (and so the programme's
     # timezone, in the validation context) only to validators whose second positional parameter
     # has no default.
-    context = info.context or {}
-    return parse_instant(value, context.get("timezone") or DEFAULT_TIMEZONE)
+    return parse_instant(value, (info.context or {}).get("timezone"))
 
 
 Duration = Annotated[

@@ -84,12 +84,17 @@ def parse_instant(value: Any, zone: ZoneInfo | None = None) -> datetime:
     return parsed
 
 
-def check_zone(value: Any) -> str:
-    """An IANA timezone name, as given."""
+def zone_named(value: Any) -> ZoneInfo:
+    """The IANA timezone `value` names; ValueError if it names none."""
     try:
-        ZoneInfo(str(value))
+        return ZoneInfo(str(value))
     except Exception:  # noqa: BLE001 - zoneinfo raises several kinds for a bad key
         raise ValueError(f"{value!r} is not an IANA timezone such as Asia/Seoul") from None
+
+
+def check_zone(value: Any) -> str:
+    """An IANA timezone name, as given."""
+    zone_named(value)
     return str(value)
 
 
